@@ -1,0 +1,233 @@
+"""The typed settings tree, built from a stack's `meshlab:*` config and validated before
+anything is registered.
+
+Config keys are flat (`meshlab:serverCpus`), so `pulumi config set` needs no `--path`, the
+Pulumi CLI can type-check each one (Pulumi.yaml declares them, generated from these models),
+and promotion can name keys one by one. Each key belongs to exactly one section model
+below; its name is the camelCase of the field name.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from dataclasses import dataclass
+from ipaddress import IPv4Address, IPv4Network
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, SecretStr
+from pydantic.alias_generators import to_camel
+
+from config import versions
+
+NAMESPACE = "meshlab"
+# Every VirtualBox NAT adapter sits on this network (guest 10.0.2.15); nothing of ours may overlap it.
+VIRTUALBOX_NAT = IPv4Network("10.0.2.0/24")
+# VirtualBox 6.1.28+ on Linux/macOS accepts host-only addresses only here, unless
+# /etc/vbox/networks.conf says otherwise.
+VIRTUALBOX_DEFAULT_HOST_ONLY = IPv4Network("192.168.56.0/21")
+# Interface names cloud-init gives the two NICs (matched by MAC, so the same on amd64 and arm64).
+NAT_INTERFACE = "nat0"
+HOST_ONLY_INTERFACE = "hostonly0"
+
+# meshlab's own floor for a usable lab node (RKE2's published minimum for a server is 2 CPU / 4 GB).
+MINIMUM_RESOURCES: dict[str, dict[str, int]] = {
+    "server": {"cpus": 2, "memory_mib": 4096, "disk_gib": 20},
+    "agent": {"cpus": 2, "memory_mib": 2048, "disk_gib": 20},
+}
+ETCD_SERVER_COUNTS = (1, 3, 5, 7)
+
+_HOSTNAME = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
+
+
+@dataclass(frozen=True)
+class NodeSpec:
+    """One VM: its hostname, its static host-only address and its RKE2 role."""
+
+    name: str
+    ip: IPv4Address
+    role: Literal["server", "agent"]
+
+
+def _parse_nodes(role: Literal["server", "agent"]) -> Any:
+    def parse(value: Any) -> Any:
+        if not isinstance(value, list):
+            raise ValueError(f"expected a list of NAME=IP strings, got {value!r}")
+        nodes = []
+        for item in value:
+            if not isinstance(item, str) or item.count("=") != 1:
+                raise ValueError(f"{item!r} is not of the form NAME=IP (e.g. master1=192.168.56.11)")
+            name, _, address = (part.strip() for part in item.partition("="))
+            if not _HOSTNAME.match(name):
+                raise ValueError(f"{item!r}: {name!r} is not a valid hostname (lowercase letters, digits, '-')")
+            try:
+                ip = IPv4Address(address)
+            except ValueError:
+                raise ValueError(f"{item!r}: {address!r} is not an IPv4 address") from None
+            nodes.append(NodeSpec(name=name, ip=ip, role=role))
+        return nodes
+
+    return parse
+
+
+def _empty_is_none(value: Any) -> Any:
+    return None if value == "" else value
+
+
+Servers = Annotated[list[NodeSpec], BeforeValidator(_parse_nodes("server"))]
+Agents = Annotated[list[NodeSpec], BeforeValidator(_parse_nodes("agent"))]
+OptionalAddress = Annotated[IPv4Address | None, BeforeValidator(_empty_is_none)]
+
+
+@dataclass(frozen=True)
+class AddressRange:
+    """An inclusive IPv4 range, written `A-B` or as a CIDR."""
+
+    first: IPv4Address
+    last: IPv4Address
+
+    def __contains__(self, address: object) -> bool:
+        return isinstance(address, IPv4Address) and self.first <= address <= self.last
+
+    def __str__(self) -> str:
+        return f"{self.first}-{self.last}"
+
+    @property
+    def size(self) -> int:
+        return int(self.last) - int(self.first) + 1
+
+
+def _parse_range(value: Any) -> Any:
+    if isinstance(value, AddressRange):
+        return value
+    if not isinstance(value, str):
+        raise ValueError(f"expected 'A-B' or a CIDR, got {value!r}")
+    try:
+        if "/" in value:
+            network = IPv4Network(value, strict=True)
+            return AddressRange(network[0], network[-1])
+        first, _, last = value.partition("-")
+        address_range = AddressRange(IPv4Address(first.strip()), IPv4Address(last.strip()))
+    except ValueError as error:
+        raise ValueError(f"{value!r} is not 'A-B' or a CIDR ({error})") from None
+    if address_range.first > address_range.last:
+        raise ValueError(f"{value!r}: the first address comes after the last")
+    return address_range
+
+
+PoolRange = Annotated[AddressRange, BeforeValidator(_parse_range)]
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid",
+        frozen=True,
+        alias_generator=to_camel,
+        populate_by_name=True,
+        arbitrary_types_allowed=True,
+    )
+
+
+class TopologySettings(_Section):
+    """Which VMs exist and how big they are."""
+
+    servers: Servers = Field(
+        description="RKE2 servers as NAME=IP on the host-only network; an odd count (1, 3, 5, 7)."
+    )
+    agents: Agents = Field(default_factory=list, description="RKE2 agents as NAME=IP on the host-only network.")
+    server_cpus: int = Field(default=2, description="vCPUs per server VM.")
+    server_memory_mib: int = Field(default=4096, description="Memory per server VM, MiB.")
+    server_disk_gib: int = Field(default=40, description="Disk per server VM, GiB (dynamically allocated).")
+    agent_cpus: int = Field(default=2, description="vCPUs per agent VM.")
+    agent_memory_mib: int = Field(default=6144, description="Memory per agent VM, MiB.")
+    agent_disk_gib: int = Field(default=40, description="Disk per agent VM, GiB (dynamically allocated).")
+    guest_arch: versions.GuestArch = Field(
+        default="amd64", description="Guest architecture: amd64, or arm64 on Apple Silicon hosts."
+    )
+    require_ha: bool = Field(default=False, description="Refuse a topology with fewer than 3 servers (prod).")
+
+    @property
+    def nodes(self) -> list[NodeSpec]:
+        return [*self.servers, *self.agents]
+
+
+class NetworkSettings(_Section):
+    """Addresses on the VirtualBox host-only network and inside the cluster."""
+
+    host_only_cidr: IPv4Network = Field(description="The host-only subnet every node, the VIP and the pool live in.")
+    host_only_host_ip: OptionalAddress = Field(
+        default=None, description="The host's address on the host-only network; empty means the first address."
+    )
+    vbox_allowed_ranges: list[IPv4Network] = Field(
+        default_factory=lambda: [VIRTUALBOX_DEFAULT_HOST_ONLY],
+        description="Host-only ranges VirtualBox accepts (/etc/vbox/networks.conf); default 192.168.56.0/21.",
+    )
+    api_vip: IPv4Address = Field(description="Virtual IP of the Kubernetes API (kube-vip, ARP).")
+    metallb_pool: PoolRange = Field(description="MetalLB LoadBalancer addresses, 'A-B' or a CIDR.")
+    cluster_cidr: IPv4Network = Field(default=IPv4Network("10.42.0.0/16"), description="Pod CIDR.")
+    service_cidr: IPv4Network = Field(default=IPv4Network("10.43.0.0/16"), description="Service CIDR.")
+
+    @property
+    def host_ip(self) -> IPv4Address:
+        return self.host_only_host_ip or self.host_only_cidr[1]
+
+
+class AccessSettings(_Section):
+    """How meshlab logs in to the VMs and where it keeps downloads."""
+
+    ssh_user: str = Field(default="meshlab", description="Login user created by cloud-init (sudo, key only).")
+    ssh_public_key: str = Field(default="", description="Your OpenSSH public key; empty generates a key pair.")
+    ssh_private_key: SecretStr = Field(
+        default=SecretStr(""), description="Private key matching sshPublicKey; set it with --secret."
+    )
+    ntp_servers: list[str] = Field(default_factory=list, description="NTP servers for the guests; empty uses Ubuntu's.")
+    image_cache_dir: str = Field(default="", description="Where images and seeds are cached; empty means ~/.cache/meshlab.")
+
+
+class Settings(BaseModel):
+    """The whole validated settings tree."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    topology: TopologySettings
+    network: NetworkSettings
+    access: AccessSettings
+
+
+SECTIONS: dict[str, type[_Section]] = {
+    "topology": TopologySettings,
+    "network": NetworkSettings,
+    "access": AccessSettings,
+}
+
+
+def config_key(field_name: str) -> str:
+    """The Pulumi config key of a settings field."""
+    return f"{NAMESPACE}:{to_camel(field_name)}"
+
+
+def field_sections() -> dict[str, str]:
+    """Map each bare config key name (camelCase) to the section that owns it."""
+    owners: dict[str, str] = {}
+    for section, model in SECTIONS.items():
+        for field_name in model.model_fields:
+            key = to_camel(field_name)
+            if key in owners:  # pragma: no cover - a programming error caught by the tests
+                raise RuntimeError(f"config key {key} is declared by both {owners[key]} and {section}")
+            owners[key] = section
+    return owners
+
+
+def unused_dhcp_address(network: NetworkSettings, nodes: list[NodeSpec]) -> IPv4Address:
+    """The highest host address nothing of ours uses: VirtualBox's DHCP range is pinned to it so
+    its leases can never collide with node IPs, the VIP or the MetalLB pool."""
+    taken = {network.host_ip, network.api_vip, *(node.ip for node in nodes)}
+    for address in reversed(list(network.host_only_cidr.hosts())):
+        if address not in taken and address not in network.metallb_pool:
+            return address
+    raise ValueError("no free address left in the host-only subnet")
+
+
+def cluster_dns_ip(network: NetworkSettings) -> IPv4Address:
+    """RKE2's cluster DNS address: the tenth address of the service CIDR."""
+    return ipaddress.IPv4Address(int(network.service_cidr.network_address) + 10)

@@ -1,0 +1,186 @@
+"""Cross-field rules over a parsed settings tree.
+
+Each rule reports the config key and the offending value, so a user can fix the stack file
+without reading code. All problems are collected and reported together.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from ipaddress import IPv4Address, IPv4Network
+from typing import Any
+
+from config.settings import (
+    ETCD_SERVER_COUNTS,
+    MINIMUM_RESOURCES,
+    VIRTUALBOX_NAT,
+    NetworkSettings,
+    NodeSpec,
+    Settings,
+    TopologySettings,
+    config_key,
+    unused_dhcp_address,
+)
+
+
+_USERNAME = re.compile(r"^[a-z_][a-z0-9_-]{0,31}$")
+
+
+@dataclass(frozen=True)
+class Problem:
+    key: str
+    value: Any
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.key} = {self.value!s}: {self.message}"
+
+
+class SettingsError(ValueError):
+    """Raised before anything is registered when the stack's settings are invalid."""
+
+    def __init__(self, problems: Iterable[Problem], source: str = "stack config") -> None:
+        self.problems = list(problems)
+        self.source = source
+        lines = "\n".join(f"  - {problem}" for problem in self.problems)
+        super().__init__(f"invalid meshlab settings in {source}:\n{lines}")
+
+
+def _node_key(node: NodeSpec, topology: TopologySettings) -> str:
+    group = topology.servers if node.role == "server" else topology.agents
+    return f"{config_key(node.role + 's')}[{group.index(node)}]"
+
+
+def _node_value(node: NodeSpec) -> str:
+    return f"{node.name}={node.ip}"
+
+
+def check_topology(topology: TopologySettings) -> Iterator[Problem]:
+    servers = topology.servers
+    server_names = ", ".join(node.name for node in servers) or "none"
+    if len(servers) not in ETCD_SERVER_COUNTS:
+        yield Problem(
+            config_key("servers"),
+            f"{len(servers)} servers ({server_names})",
+            "the server count must be odd (1, 3, 5 or 7) so etcd keeps quorum",
+        )
+    if topology.require_ha and len(servers) < 3:
+        yield Problem(
+            config_key("servers"),
+            f"{len(servers)} servers ({server_names})",
+            "this stack sets meshlab:requireHa, which needs at least 3 servers",
+        )
+
+    seen_names: dict[str, NodeSpec] = {}
+    seen_ips: dict[IPv4Address, NodeSpec] = {}
+    for node in topology.nodes:
+        if node.name in seen_names:
+            yield Problem(
+                _node_key(node, topology),
+                _node_value(node),
+                f"node name {node.name} is already used by {_node_key(seen_names[node.name], topology)}",
+            )
+        seen_names.setdefault(node.name, node)
+        if node.ip in seen_ips:
+            yield Problem(
+                _node_key(node, topology),
+                _node_value(node),
+                f"IP {node.ip} is already used by {_node_key(seen_ips[node.ip], topology)}",
+            )
+        seen_ips.setdefault(node.ip, node)
+
+    for role, minimums in MINIMUM_RESOURCES.items():
+        for resource, minimum in minimums.items():
+            field = f"{role}_{resource}"
+            value = getattr(topology, field)
+            if value < minimum:
+                unit = {"cpus": "vCPUs", "memory_mib": "MiB", "disk_gib": "GiB"}[resource]
+                yield Problem(config_key(field), value, f"a {role} needs at least {minimum} {unit}")
+
+
+def _check_inside(key: str, value: Any, address: IPv4Address, subnet: IPv4Network) -> Iterator[Problem]:
+    if address not in subnet:
+        yield Problem(key, value, f"{address} is outside the host-only subnet {config_key('host_only_cidr')} = {subnet}")
+    elif address in (subnet.network_address, subnet.broadcast_address):
+        yield Problem(key, value, f"{address} is the network or broadcast address of {subnet}")
+
+
+def check_network(network: NetworkSettings, topology: TopologySettings) -> Iterator[Problem]:
+    subnet = network.host_only_cidr
+    host_ip = network.host_ip
+    pool = network.metallb_pool
+
+    if subnet.prefixlen > 28:
+        yield Problem(config_key("host_only_cidr"), subnet, "use a /28 or larger subnet: it must hold nodes, VIP and pool")
+    if not any(subnet.subnet_of(allowed) for allowed in network.vbox_allowed_ranges):
+        allowed_text = ", ".join(str(allowed) for allowed in network.vbox_allowed_ranges)
+        yield Problem(
+            config_key("host_only_cidr"),
+            subnet,
+            f"VirtualBox only allows host-only networks inside {allowed_text}; widen /etc/vbox/networks.conf "
+            f"and list the range in {config_key('vbox_allowed_ranges')} to use another one",
+        )
+    yield from _check_inside(config_key("host_only_host_ip"), host_ip, host_ip, subnet)
+
+    for node in topology.nodes:
+        key, value = _node_key(node, topology), _node_value(node)
+        yield from _check_inside(key, value, node.ip, subnet)
+        if node.ip == host_ip:
+            yield Problem(key, value, f"{node.ip} is the host's own address on the host-only network")
+        if node.ip == network.api_vip:
+            yield Problem(key, value, f"{node.ip} is the API VIP {config_key('api_vip')}")
+        if node.ip in pool:
+            yield Problem(
+                config_key("metallb_pool"), pool, f"the pool overlaps node {node.name}'s IP {node.ip} ({key})"
+            )
+
+    yield from _check_inside(config_key("api_vip"), network.api_vip, network.api_vip, subnet)
+    if network.api_vip == host_ip:
+        yield Problem(config_key("api_vip"), network.api_vip, "the VIP is the host's own host-only address")
+    if network.api_vip in pool:
+        yield Problem(config_key("metallb_pool"), pool, f"the pool contains the API VIP {network.api_vip}")
+    if host_ip in pool:
+        yield Problem(config_key("metallb_pool"), pool, f"the pool contains the host's address {host_ip}")
+    for end in (pool.first, pool.last):
+        yield from _check_inside(config_key("metallb_pool"), pool, end, subnet)
+
+    cidrs = {
+        config_key("cluster_cidr"): network.cluster_cidr,
+        config_key("service_cidr"): network.service_cidr,
+    }
+    others = {
+        config_key("host_only_cidr"): subnet,
+        "the VirtualBox NAT network": VIRTUALBOX_NAT,
+    }
+    for key, cidr in cidrs.items():
+        for other_key, other in {**others, **{k: v for k, v in cidrs.items() if k < key}}.items():
+            if cidr.overlaps(other):
+                yield Problem(key, cidr, f"overlaps {other_key} ({other})")
+
+
+def validate(settings: Settings) -> list[Problem]:
+    """Every cross-field problem of a parsed settings tree (empty when valid)."""
+    problems = [*check_topology(settings.topology), *check_network(settings.network, settings.topology)]
+    if not problems:
+        try:
+            unused_dhcp_address(settings.network, settings.topology.nodes)
+        except ValueError as error:
+            problems.append(Problem(config_key("host_only_cidr"), settings.network.host_only_cidr, str(error)))
+    access = settings.access
+    if not _USERNAME.match(access.ssh_user) or access.ssh_user == "root":
+        problems.append(
+            Problem(config_key("ssh_user"), access.ssh_user, "must be a plain Linux user name (not root)")
+        )
+    if bool(access.ssh_public_key) != bool(access.ssh_private_key.get_secret_value()):
+        problems.append(
+            Problem(
+                config_key("ssh_public_key"),
+                access.ssh_public_key or "(empty)",
+                "set both meshlab:sshPublicKey and meshlab:sshPrivateKey, or neither to generate a key pair",
+            )
+        )
+    if access.ssh_public_key and not access.ssh_public_key.startswith(("ssh-", "ecdsa-")):
+        problems.append(Problem(config_key("ssh_public_key"), access.ssh_public_key, "not an OpenSSH public key"))
+    return problems

@@ -1,0 +1,74 @@
+"""Every pinned version and download checksum meshlab uses, in one place.
+
+Change a version here and nowhere else; settings, components and tests read it from
+this module. Sources for each figure are in ../shared/reference/lab-spec.md.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+GuestArch = Literal["amd64", "arm64"]
+
+RKE2 = "v1.32.7+rke2r1"
+KUBERNETES = "v1.32.7"
+# RKE2 v1.32.7+rke2r1 bundles rke2-cilium 1.17.600, whose appVersion is Cilium 1.17.6.
+RKE2_CILIUM_CHART = "1.17.600"
+CILIUM = "1.17.6"
+ISTIO = "1.27.0"
+GATEWAY_API = "v1.3.0"
+METALLB_CHART = "0.15.2"
+NFS_PROVISIONER_CHART = "4.0.18"
+KIALI_CHART = "2.14.0"
+GRAFANA_CHART = "9.3.2"
+PROMETHEUS_CHART = "27.31.0"
+# Kyverno 1.15 supports Kubernetes 1.30 to 1.33; chart 3.5.3 ships app v1.15.3.
+KYVERNO_CHART = "3.5.3"
+
+
+@dataclass(frozen=True)
+class CloudImage:
+    """One Ubuntu cloud image file, pinned to a release serial and its published SHA-256."""
+
+    arch: GuestArch
+    url: str
+    sha256: str
+    size_bytes: int
+    # "vmdk" is read by VBoxManage directly; "qcow2" is converted with qemu-img first.
+    disk_format: Literal["vmdk", "qcow2"]
+    # VirtualBox --ostype for the guest.
+    vbox_os_type: str
+
+    @property
+    def file_name(self) -> str:
+        return self.url.rsplit("/", 1)[1]
+
+
+UBUNTU_RELEASE = "24.04"
+UBUNTU_SERIAL = "20260911"
+_UBUNTU_BASE = f"https://cloud-images.ubuntu.com/releases/noble/release-{UBUNTU_SERIAL}"
+
+UBUNTU_IMAGES: dict[GuestArch, CloudImage] = {
+    # Canonical publishes a streamOptimized VMDK for amd64 only; VirtualBox reads it as is.
+    "amd64": CloudImage(
+        arch="amd64",
+        url=f"{_UBUNTU_BASE}/ubuntu-{UBUNTU_RELEASE}-server-cloudimg-amd64.vmdk",
+        sha256="c1655a37ff4141e4f16effb7364a640188cc17ec7dfc869a1283aa724dcd6bc1",
+        size_bytes=594127360,
+        disk_format="vmdk",
+        vbox_os_type="Ubuntu_64",
+    ),
+    # arm64 (Apple Silicon hosts) has only the qcow2 image.
+    "arm64": CloudImage(
+        arch="arm64",
+        url=f"{_UBUNTU_BASE}/ubuntu-{UBUNTU_RELEASE}-server-cloudimg-arm64.img",
+        sha256="7b682958a67ff5de068e36de6af8b75fa645d296af5a70d6500527f6a33781db",
+        size_bytes=619621888,
+        disk_format="qcow2",
+        vbox_os_type="Ubuntu_arm64",
+    ),
+}
+
+# VirtualBox 7.0 introduced `hostonlynet` (required on macOS); older hosts are not supported.
+VIRTUALBOX_MIN = (7, 0)
