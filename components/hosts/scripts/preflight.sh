@@ -1,0 +1,91 @@
+# Host preflight: every problem with this workstation, reported together, before any VM exists.
+# Inputs: MESHLAB_VMS ("name:cpus:memory_mib:disk_gib" per VM, space separated), MESHLAB_HOST_IP,
+# MESHLAB_NETMASK, MESHLAB_GUEST_ARCH, MESHLAB_IMAGE_BYTES, MESHLAB_VBOX_MIN ("7.0").
+require_env MESHLAB_VMS MESHLAB_HOST_IP MESHLAB_NETMASK MESHLAB_GUEST_ARCH MESHLAB_IMAGE_BYTES MESHLAB_VBOX_MIN
+
+problems=()
+problem() { problems+=("$*"); }
+
+if ! command -v VBoxManage >/dev/null 2>&1; then
+  problem "VBoxManage is not on PATH: install VirtualBox ${MESHLAB_VBOX_MIN} or newer"
+else
+  vbox_version=$(VBoxManage --version)
+  IFS=. read -r have_major have_minor _ <<<"${vbox_version%%[_r]*}"
+  IFS=. read -r want_major want_minor <<<"$MESHLAB_VBOX_MIN"
+  if [ "${have_major:-0}" -lt "$want_major" ] ||
+    { [ "${have_major:-0}" -eq "$want_major" ] && [ "${have_minor:-0}" -lt "$want_minor" ]; }; then
+    problem "VirtualBox ${vbox_version} is too old: meshlab needs ${MESHLAB_VBOX_MIN} or newer"
+  fi
+fi
+command -v curl >/dev/null 2>&1 || problem "curl is not on PATH: it downloads the Ubuntu cloud image"
+if ! command -v sha256sum >/dev/null 2>&1 && ! command -v shasum >/dev/null 2>&1; then
+  problem "neither sha256sum nor shasum is on PATH: needed to verify the cloud image"
+fi
+if [ "$MESHLAB_GUEST_ARCH" = arm64 ] && ! command -v qemu-img >/dev/null 2>&1; then
+  problem "qemu-img is not on PATH: arm64 guests need it to convert the qcow2 cloud image (brew install qemu)"
+fi
+
+want_cpus_max=0
+want_memory_mib=0
+want_vms=0
+for vm in $MESHLAB_VMS; do
+  IFS=: read -r _ cpus memory_mib _ <<<"$vm"
+  [ "$cpus" -gt "$want_cpus_max" ] && want_cpus_max=$cpus
+  want_memory_mib=$((want_memory_mib + memory_mib))
+  want_vms=$((want_vms + 1))
+done
+
+host_cpus=$(getconf _NPROCESSORS_ONLN 2>/dev/null || sysctl -n hw.ncpu 2>/dev/null || echo 0)
+if [ "$host_cpus" -gt 0 ] && [ "$want_cpus_max" -gt "$host_cpus" ]; then
+  problem "a VM wants ${want_cpus_max} vCPUs but this host has ${host_cpus}"
+fi
+
+available_mib=0
+if [ -r /proc/meminfo ]; then
+  available_mib=$(awk '/^MemAvailable:/ { print int($2 / 1024) }' /proc/meminfo)
+elif command -v vm_stat >/dev/null 2>&1; then
+  available_mib=$(vm_stat | awk '
+    /page size of/ { size = $8 }
+    /^Pages (free|inactive|speculative)/ { gsub(/\./, "", $NF); pages += $NF }
+    END { print int(pages * size / 1048576) }')
+fi
+if [ "$available_mib" -gt 0 ] && [ "$want_memory_mib" -gt "$available_mib" ]; then
+  problem "the VMs need ${want_memory_mib} MiB of memory but only ${available_mib} MiB is available"
+fi
+
+cache=$(cache_dir)
+mkdir -p "$cache"
+free_kib=$(df -Pk "$cache" | awk 'NR == 2 { print $4 }')
+# The image, its converted base disk, and about 8 GiB that each node writes in its first hour.
+want_kib=$((MESHLAB_IMAGE_BYTES * 3 / 1024 + want_vms * 8 * 1024 * 1024))
+if [ "${free_kib:-0}" -lt "$want_kib" ]; then
+  problem "${cache} has $((free_kib / 1048576)) GiB free; the lab needs about $((want_kib / 1048576)) GiB"
+fi
+
+if command -v VBoxManage >/dev/null 2>&1; then
+  if [ "$(host_only_mode)" = hostonlyif ]; then
+    while IFS=$'\t' read -r name ip mask; do
+      if same_subnet "$ip" "$MESHLAB_HOST_IP" "$MESHLAB_NETMASK" || same_subnet "$ip" "$MESHLAB_HOST_IP" "$mask"; then
+        if [ "$ip" != "$MESHLAB_HOST_IP" ] || [ "$mask" != "$MESHLAB_NETMASK" ]; then
+          problem "host-only interface ${name} already uses ${ip}/${mask}, which clashes with ${MESHLAB_HOST_IP}/${MESHLAB_NETMASK}"
+        fi
+      fi
+    done < <(list_host_only_ifs)
+  fi
+  if command -v ip >/dev/null 2>&1; then
+    while read -r destination _ device _; do
+      case "$device" in vboxnet*) continue ;; esac
+      network=${destination%/*}
+      if [ "$destination" != default ] && same_subnet "$network" "$MESHLAB_HOST_IP" "$MESHLAB_NETMASK"; then
+        problem "the host already routes ${destination} via ${device}: pick another meshlab:hostOnlyCidr"
+      fi
+    done < <(ip -4 route show 2>/dev/null | awk '{ for (i = 1; i <= NF; i++) if ($i == "dev") print $1, "dev", $(i + 1) }')
+  fi
+fi
+
+if [ "${#problems[@]}" -gt 0 ]; then
+  printf 'meshlab host preflight found %d problem(s):\n' "${#problems[@]}" >&2
+  printf '  - %s\n' "${problems[@]}" >&2
+  exit 1
+fi
+echo "host preflight passed: ${want_vms} VMs, ${want_memory_mib} MiB, VirtualBox ${vbox_version}"

@@ -1,0 +1,27 @@
+# Wait, with a bounded retry, until the VM's SSH server answers on the host-only address.
+# Inputs: MESHLAB_VM_NAME, MESHLAB_NODE_IP, MESHLAB_TIMEOUT_SECONDS.
+require_env MESHLAB_VM_NAME MESHLAB_NODE_IP MESHLAB_TIMEOUT_SECONDS
+
+ssh_banner() {
+  (
+    exec 3<>"/dev/tcp/$1/22" || exit 1
+    IFS= read -r -t 5 line <&3 || exit 1
+    printf '%s' "$line"
+  ) 2>/dev/null
+}
+
+deadline=$((SECONDS + MESHLAB_TIMEOUT_SECONDS))
+while :; do
+  banner=$(ssh_banner "$MESHLAB_NODE_IP" || true)
+  case "$banner" in
+    SSH-*)
+      echo "$MESHLAB_VM_NAME: SSH answers on $MESHLAB_NODE_IP (${banner%$'\r'})"
+      exit 0
+      ;;
+  esac
+  if [ "$SECONDS" -ge "$deadline" ]; then
+    die "timed out after ${MESHLAB_TIMEOUT_SECONDS}s waiting for SSH on $MESHLAB_VM_NAME ($MESHLAB_NODE_IP:22);" \
+      "check 'VBoxManage showvminfo $MESHLAB_VM_NAME --log 0' and that the host-only network is up"
+  fi
+  sleep 5
+done
