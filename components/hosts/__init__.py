@@ -1,0 +1,1 @@
+"""The hosts layer: VirtualBox VMs on a host-only network, reachable over SSH."""

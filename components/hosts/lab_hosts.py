@@ -1,0 +1,109 @@
+"""`meshlab:hosts:LabHosts`: every VM of a stack, created in parallel on one host-only network.
+
+It hands the cluster layer a `HostsOutput`: who the nodes are, how to reach them over SSH,
+and which resources to wait for.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pulumi
+import pulumi_tls as tls
+
+from components.hosts.image import BaseImage
+from components.hosts.network import HostOnlyNetwork
+from components.hosts.preflight import HostPreflight
+from components.hosts.vm import SshAccess, VirtualBoxVm, VmSize
+from config import versions
+from config.settings import HOST_ONLY_INTERFACE, NAMESPACE, Settings, unused_dhcp_address
+
+
+@dataclass(frozen=True)
+class HostsOutput:
+    """What the layers above need from the hosts layer."""
+
+    vms: list[VirtualBoxVm]
+    ssh: SshAccess
+    host_only_interface: str
+
+    @property
+    def servers(self) -> list[VirtualBoxVm]:
+        return [vm for vm in self.vms if vm.role == "server"]
+
+    @property
+    def agents(self) -> list[VirtualBoxVm]:
+        return [vm for vm in self.vms if vm.role == "agent"]
+
+
+class LabHosts(pulumi.ComponentResource):
+    def __init__(self, name: str, *, settings: Settings, stack: str, opts: pulumi.ResourceOptions | None = None):
+        super().__init__("meshlab:hosts:LabHosts", name, None, opts)
+        topology, network, access = settings.topology, settings.network, settings.access
+        image = versions.UBUNTU_IMAGES[topology.guest_arch]
+        cache = {"MESHLAB_CACHE_DIR": access.image_cache_dir} if access.image_cache_dir else {}
+        child = pulumi.ResourceOptions(parent=self)
+
+        self.ssh = self._ssh_access(name, settings)
+        sizes = {
+            "server": VmSize(topology.server_cpus, topology.server_memory_mib, topology.server_disk_gib),
+            "agent": VmSize(topology.agent_cpus, topology.agent_memory_mib, topology.agent_disk_gib),
+        }
+        vm_names = {node.name: f"{NAMESPACE}-{stack}-{node.name}" for node in topology.nodes}
+
+        self.preflight = HostPreflight(
+            f"{name}-preflight",
+            vms={vm_names[node.name]: sizes[node.role] for node in topology.nodes},
+            host_ip=network.host_ip,
+            subnet=network.host_only_cidr,
+            image=image,
+            cache_environment=cache,
+            opts=child,
+        )
+        after_preflight = pulumi.ResourceOptions(parent=self, depends_on=[self.preflight])
+        self.network = HostOnlyNetwork(
+            f"{name}-host-only",
+            subnet=network.host_only_cidr,
+            host_ip=network.host_ip,
+            dhcp_ip=unused_dhcp_address(network, topology.nodes),
+            opts=after_preflight,
+        )
+        self.image = BaseImage(f"{name}-image", image=image, cache_environment=cache, opts=after_preflight)
+        # No VM depends on another: VirtualBox boots them all at once.
+        self.vms = [
+            VirtualBoxVm(
+                node.name,
+                vm_name=vm_names[node.name],
+                group=f"/{NAMESPACE}/{stack}",
+                node=node,
+                size=sizes[node.role],
+                network=self.network,
+                image=self.image,
+                ssh=self.ssh,
+                ntp_servers=access.ntp_servers,
+                cache_environment=cache,
+                opts=child,
+            )
+            for node in topology.nodes
+        ]
+        self.output = HostsOutput(vms=self.vms, ssh=self.ssh, host_only_interface=HOST_ONLY_INTERFACE)
+        self.register_outputs({"nodes": {vm.node.name: vm.ip for vm in self.vms}})
+
+    def _ssh_access(self, name: str, settings: Settings) -> SshAccess:
+        access = settings.access
+        if access.ssh_public_key:
+            return SshAccess(
+                user=access.ssh_user,
+                public_key=pulumi.Output.from_input(access.ssh_public_key),
+                private_key=pulumi.Output.secret(access.ssh_private_key.get_secret_value()),
+            )
+        key = tls.PrivateKey(
+            f"{name}-ssh-key",
+            algorithm="ED25519",
+            opts=pulumi.ResourceOptions(parent=self, additional_secret_outputs=["privateKeyOpenssh", "privateKeyPem"]),
+        )
+        return SshAccess(
+            user=access.ssh_user,
+            public_key=key.public_key_openssh,
+            private_key=pulumi.Output.secret(key.private_key_openssh),
+        )

@@ -1,0 +1,143 @@
+"""`meshlab:hosts:VirtualBoxVm`: one lab node, from seed ISO to a VM that answers on SSH."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+import pulumi
+from pulumi_command import remote
+
+from components.hosts.cloud_init import mac_address, seed_documents
+from components.hosts.image import BaseImage
+from components.hosts.network import HostOnlyNetwork
+from components.hosts.steps import step_command
+from config.settings import NodeSpec
+
+SSH_TIMEOUT_SECONDS = 600
+# remote.Command retries the SSH dial this many times, each bounded by PER_DIAL_TIMEOUT seconds.
+DIAL_ERROR_LIMIT = 30
+PER_DIAL_TIMEOUT = 10
+
+# cloud-init exits 2 when it finished with recoverable errors: the VM is usable, so say so and go on.
+CLOUD_INIT_WAIT = """\
+status=0
+sudo cloud-init status --wait >/dev/null || status=$?
+if [ "$status" -ne 0 ] && [ "$status" -ne 2 ]; then
+  echo "cloud-init failed on $(hostname) (exit $status); see /var/log/cloud-init-output.log" >&2
+  exit 1
+fi
+[ "$status" -eq 0 ] || echo "cloud-init finished with recoverable errors on $(hostname)" >&2
+echo "cloud-init done on $(hostname)"
+"""
+
+
+@dataclass(frozen=True)
+class VmSize:
+    cpus: int
+    memory_mib: int
+    disk_gib: int
+
+
+@dataclass(frozen=True)
+class SshAccess:
+    user: str
+    public_key: pulumi.Output[str]
+    private_key: pulumi.Output[str]  # always a secret
+
+
+class VirtualBoxVm(pulumi.ComponentResource):
+    def __init__(
+        self,
+        name: str,
+        *,
+        vm_name: str,
+        group: str,
+        node: NodeSpec,
+        size: VmSize,
+        network: HostOnlyNetwork,
+        image: BaseImage,
+        ssh: SshAccess,
+        ntp_servers: list[str],
+        cache_environment: dict[str, str],
+        opts: pulumi.ResourceOptions | None = None,
+    ) -> None:
+        props = {
+            "vmName": vm_name,
+            "ip": str(node.ip),
+            "role": node.role,
+            "cpus": size.cpus,
+            "memoryMib": size.memory_mib,
+            "diskGib": size.disk_gib,
+        }
+        super().__init__("meshlab:hosts:VirtualBoxVm", name, props, opts)
+        self.node = node
+        self.vm_name = vm_name
+        self.ip = str(node.ip)
+        self.role = node.role
+
+        documents = ssh.public_key.apply(
+            lambda key: seed_documents(vm_name, node, network.subnet, ssh.user, key, ntp_servers)
+        )
+        self.seed = step_command(
+            f"{name}-seed",
+            create="seed_create",
+            delete="seed_delete",
+            environment={"MESHLAB_VM_NAME": vm_name, **cache_environment},
+            stdin=documents.apply(lambda docs: json.dumps(docs.as_dict(), sort_keys=True)),
+            parent=self,
+        )
+        arm = image.image.arch == "arm64"
+        self.machine = step_command(
+            f"{name}-vm",
+            create="vm_create",
+            delete="vm_delete",
+            environment={
+                "MESHLAB_VM_NAME": vm_name,
+                "MESHLAB_VM_GROUP": group,
+                "MESHLAB_OS_TYPE": image.image.vbox_os_type,
+                "MESHLAB_PLATFORM": "arm" if arm else "x86",
+                "MESHLAB_FIRMWARE": "efi" if arm else "bios",
+                "MESHLAB_STORAGE_BUS": "virtio" if arm else "sata",
+                "MESHLAB_CPUS": str(size.cpus),
+                "MESHLAB_MEMORY_MIB": str(size.memory_mib),
+                "MESHLAB_DISK_GIB": str(size.disk_gib),
+                "MESHLAB_MAC_NAT": mac_address(vm_name, 1),
+                "MESHLAB_MAC_HOST_ONLY": mac_address(vm_name, 2),
+                "MESHLAB_HOST_IP": str(network.host_ip),
+                "MESHLAB_NETMASK": str(network.subnet.netmask),
+                "MESHLAB_BASE_DISK": image.base_disk,
+                **cache_environment,
+            },
+            parent=self,
+            depends_on=[self.seed, network, image],
+            # cloud-init applies a seed only on first boot: a new seed means a new VM.
+            triggers=[documents.apply(lambda docs: docs.digest)],
+        )
+        self.ssh_ready = step_command(
+            f"{name}-ssh",
+            create="wait_ssh",
+            environment={
+                "MESHLAB_VM_NAME": vm_name,
+                "MESHLAB_NODE_IP": self.ip,
+                "MESHLAB_TIMEOUT_SECONDS": str(SSH_TIMEOUT_SECONDS),
+            },
+            parent=self,
+            depends_on=[self.machine],
+            triggers=[self.machine.stdout],
+        )
+        self.cloud_init = remote.Command(
+            f"{name}-cloud-init",
+            connection=remote.ConnectionArgs(
+                host=self.ip,
+                user=ssh.user,
+                private_key=ssh.private_key,
+                dial_error_limit=DIAL_ERROR_LIMIT,
+                per_dial_timeout=PER_DIAL_TIMEOUT,
+            ),
+            create=CLOUD_INIT_WAIT,
+            triggers=[self.machine.stdout],
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[self.ssh_ready]),
+        )
+        self.uuid = self.machine.stdout
+        self.register_outputs({"ip": self.ip, "role": self.role, "vmName": vm_name, "uuid": self.uuid})

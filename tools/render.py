@@ -1,0 +1,178 @@
+"""Run the real meshlab program in-process under Pulumi mocks and record what it registers.
+
+The shared harness of the offline plan (`tools.plan`) and the test suite. A recording
+monitor keeps every RegisterResource request as the engine would receive it: type, name,
+parent, dependencies, property dependencies, which inputs are secret, and the inputs
+themselves (with secrets replaced by "[secret]").
+"""
+
+from __future__ import annotations
+
+import json
+import runpy
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pulumi
+from google.protobuf import json_format
+from pulumi.runtime import mocks as pulumi_mocks
+from pulumi.runtime import settings as runtime_settings
+from pulumi.runtime.stack import run_pulumi_func
+from pulumi.runtime.sync_await import _sync_await
+
+from config.loader import StackConfig
+
+ROOT = Path(__file__).resolve().parent.parent
+PROJECT = "meshlab"
+SECRET = "[secret]"
+UNKNOWN = "[unknown]"
+# Markers of the Pulumi wire format (sdk/python/lib/pulumi/runtime/rpc.py).
+_SIG_KEY = "4dabf18193072939515e22adb298388d"
+_SECRET_SIG = "1b47061264138c4ac30d75fd1eb44270"
+_RESOURCE_SIG = "5cf8f73096256a8f31e491e813e4eb8e"
+_UNKNOWN = "04da6b54-80e4-46f7-96ec-b56ff0331ba9"
+
+# Values a mock provider returns for outputs the program reads; shaped like the real ones.
+MOCK_PUBLIC_KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIMockMockMockMockMockMockMockMockMockMockMock meshlab-mock"
+MOCK_PRIVATE_KEY = "-----BEGIN OPENSSH PRIVATE KEY-----\nmock\n-----END OPENSSH PRIVATE KEY-----\n"
+
+
+@dataclass(frozen=True)
+class Registration:
+    urn: str
+    type: str
+    name: str
+    parent: str
+    custom: bool
+    dependencies: list[str]
+    property_dependencies: dict[str, list[str]]
+    additional_secret_outputs: list[str]
+    inputs: dict[str, Any]
+    secret_paths: list[str]
+    delete_before_replace: bool
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "urn": self.urn,
+            "type": self.type,
+            "name": self.name,
+            "parent": self.parent,
+            "dependencies": self.dependencies,
+            "inputs": self.inputs,
+        }
+
+
+def _strip_wire_markers(value: Any, path: str, secret_paths: list[str]) -> Any:
+    if isinstance(value, dict):
+        signature = value.get(_SIG_KEY)
+        if signature == _SECRET_SIG:
+            secret_paths.append(path)
+            return SECRET
+        if signature == _RESOURCE_SIG:
+            return value.get("urn", "")
+        return {key: _strip_wire_markers(item, f"{path}.{key}" if path else key, secret_paths) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_strip_wire_markers(item, f"{path}[{index}]", secret_paths) for index, item in enumerate(value)]
+    if value == _UNKNOWN:
+        return UNKNOWN
+    return value
+
+
+class RecordingMonitor(pulumi_mocks.MockMonitor):
+    """A MockMonitor that keeps each registration request."""
+
+    def __init__(self, mocks: pulumi_mocks.Mocks) -> None:
+        super().__init__(mocks)
+        self.registrations: list[Registration] = []
+
+    def RegisterResource(self, request: Any) -> Any:  # noqa: N802 - gRPC method name
+        response = super().RegisterResource(request)
+        secret_paths: list[str] = []
+        raw = json_format.MessageToDict(request.object, preserving_proto_field_name=True)
+        inputs = _strip_wire_markers(raw, "", secret_paths)
+        self.registrations.append(
+            Registration(
+                urn=response.urn,
+                type=request.type,
+                name=request.name,
+                parent=request.parent,
+                custom=request.custom,
+                dependencies=sorted(request.dependencies),
+                property_dependencies={
+                    key: sorted(value.urns) for key, value in sorted(request.propertyDependencies.items())
+                },
+                additional_secret_outputs=sorted(request.additionalSecretOutputs),
+                inputs=inputs,
+                secret_paths=sorted(secret_paths),
+                delete_before_replace=request.deleteBeforeReplace,
+            )
+        )
+        return response
+
+
+class LabMocks(pulumi_mocks.Mocks):
+    """Echo inputs back as outputs, plus the computed outputs the program reads."""
+
+    def new_resource(self, args: pulumi_mocks.MockResourceArgs) -> tuple[str, dict[str, Any]]:
+        outputs = dict(args.inputs)
+        if args.typ == "tls:index/privateKey:PrivateKey":
+            outputs.update(publicKeyOpenssh=MOCK_PUBLIC_KEY, privateKeyOpenssh=MOCK_PRIVATE_KEY)
+        if args.typ.startswith("command:"):
+            outputs.update(stdout=f"{args.name} done", stderr="")
+        return f"{args.name}-id", outputs
+
+    def call(self, args: pulumi_mocks.MockCallArgs) -> tuple[dict[str, Any], list[tuple[str, str]] | None]:
+        return {}, None
+
+
+@dataclass
+class Rendering:
+    stack: str
+    registrations: list[Registration]
+    outputs: dict[str, Any] = field(default_factory=dict)
+
+    def resources(self) -> list[Registration]:
+        """Everything but the root stack, in deterministic (URN) order."""
+        return sorted((r for r in self.registrations if r.type != "pulumi:pulumi:Stack"), key=lambda r: r.urn)
+
+    def of_type(self, type_token: str) -> list[Registration]:
+        return [r for r in self.resources() if r.type == type_token]
+
+    def by_urn(self) -> dict[str, Registration]:
+        return {r.urn: r for r in self.registrations}
+
+    def descendants(self, urn: str) -> list[Registration]:
+        children = [r for r in self.resources() if r.parent == urn]
+        return [grandchild for child in children for grandchild in [child, *self.descendants(child.urn)]]
+
+
+def _config_wire_value(value: Any) -> str:
+    """Config as the Pulumi language host hands it to a program: strings, JSON for structures."""
+    if isinstance(value, str):
+        return value
+    return json.dumps(value)
+
+
+def render(config: StackConfig, stack: str, main: Path = ROOT / "__main__.py") -> Rendering:
+    """Run `main` for `stack` with `config` under mocks; return every registration."""
+    monitor = RecordingMonitor(LabMocks())
+    runtime_settings.ROOT.set(None)
+    pulumi.runtime.set_mocks(LabMocks(), project=PROJECT, stack=stack, preview=False, monitor=monitor)
+    pulumi.runtime.set_all_config(
+        {key: _config_wire_value(value) for key, value in config.values.items()}, list(config.secret_keys)
+    )
+    runtime_settings.SETTINGS.rpc_manager.clear()
+    runtime_settings.SETTINGS.outputs.clear()
+    _sync_await(run_pulumi_func(lambda: runpy.run_path(str(main), run_name="__main__")))
+    return Rendering(stack=stack, registrations=list(monitor.registrations))
+
+
+def stack_file(stack: str) -> Path:
+    return ROOT / f"Pulumi.{stack}.yaml"
+
+
+def with_overrides(config: StackConfig, overrides: Mapping[str, Any]) -> StackConfig:
+    values = {**config.values, **overrides}
+    return StackConfig({k: v for k, v in values.items() if v is not None}, config.secret_keys)
