@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from ipaddress import IPv4Address, IPv4Network
 from typing import Annotated, Any, Literal
 
@@ -49,23 +49,20 @@ class NodeSpec:
     role: Literal["server", "agent"]
 
 
-def _parse_nodes(role: Literal["server", "agent"]) -> Any:
-    def parse(value: Any) -> Any:
-        if not isinstance(value, list):
-            raise ValueError(f"expected a list of NAME=IP strings, got {value!r}")
-        nodes = []
-        for item in value:
-            if not isinstance(item, str) or item.count("=") != 1:
-                raise ValueError(f"{item!r} is not of the form NAME=IP (e.g. master1=192.168.56.11)")
-            name, _, address = (part.strip() for part in item.partition("="))
-            if not _HOSTNAME.match(name):
-                raise ValueError(f"{item!r}: {name!r} is not a valid hostname (lowercase letters, digits, '-')")
-            try:
-                ip = IPv4Address(address)
-            except ValueError:
-                raise ValueError(f"{item!r}: {address!r} is not an IPv4 address") from None
-            nodes.append(NodeSpec(name=name, ip=ip, role=role))
-        return nodes
+def _parse_node(role: Literal["server", "agent"]) -> Any:
+    def parse(item: Any) -> Any:
+        if isinstance(item, NodeSpec):
+            return item
+        if not isinstance(item, str) or item.count("=") != 1:
+            raise ValueError(f"{item!r} is not of the form NAME=IP (e.g. master1=192.168.56.11)")
+        name, _, address = (part.strip() for part in item.partition("="))
+        if not _HOSTNAME.match(name):
+            raise ValueError(f"{item!r}: {name!r} is not a valid hostname (lowercase letters, digits, '-')")
+        try:
+            ip = IPv4Address(address)
+        except ValueError:
+            raise ValueError(f"{item!r}: {address!r} is not an IPv4 address") from None
+        return NodeSpec(name=name, ip=ip, role=role)
 
     return parse
 
@@ -74,8 +71,8 @@ def _empty_is_none(value: Any) -> Any:
     return None if value == "" else value
 
 
-Servers = Annotated[list[NodeSpec], BeforeValidator(_parse_nodes("server"))]
-Agents = Annotated[list[NodeSpec], BeforeValidator(_parse_nodes("agent"))]
+Servers = list[Annotated[NodeSpec, BeforeValidator(_parse_node("server"))]]
+Agents = list[Annotated[NodeSpec, BeforeValidator(_parse_node("agent"))]]
 OptionalAddress = Annotated[IPv4Address | None, BeforeValidator(_empty_is_none)]
 
 
@@ -85,12 +82,14 @@ class AddressRange:
 
     first: IPv4Address
     last: IPv4Address
+    # As the user wrote it, so error messages quote their own text back.
+    text: str = field(default="", compare=False)
 
     def __contains__(self, address: object) -> bool:
         return isinstance(address, IPv4Address) and self.first <= address <= self.last
 
     def __str__(self) -> str:
-        return f"{self.first}-{self.last}"
+        return self.text or f"{self.first}-{self.last}"
 
     @property
     def size(self) -> int:
@@ -105,9 +104,9 @@ def _parse_range(value: Any) -> Any:
     try:
         if "/" in value:
             network = IPv4Network(value, strict=True)
-            return AddressRange(network[0], network[-1])
+            return AddressRange(network[0], network[-1], value)
         first, _, last = value.partition("-")
-        address_range = AddressRange(IPv4Address(first.strip()), IPv4Address(last.strip()))
+        address_range = AddressRange(IPv4Address(first.strip()), IPv4Address(last.strip()), value)
     except ValueError as error:
         raise ValueError(f"{value!r} is not 'A-B' or a CIDR ({error})") from None
     if address_range.first > address_range.last:

@@ -143,8 +143,10 @@ def check_network(network: NetworkSettings, topology: TopologySettings) -> Itera
         yield Problem(config_key("metallb_pool"), pool, f"the pool contains the API VIP {network.api_vip}")
     if host_ip in pool:
         yield Problem(config_key("metallb_pool"), pool, f"the pool contains the host's address {host_ip}")
-    for end in (pool.first, pool.last):
-        yield from _check_inside(config_key("metallb_pool"), pool, end, subnet)
+    if pool.first not in subnet or pool.last not in subnet:
+        yield Problem(config_key("metallb_pool"), pool, f"the pool reaches outside the host-only subnet {subnet}")
+    elif subnet.network_address in pool or subnet.broadcast_address in pool:
+        yield Problem(config_key("metallb_pool"), pool, f"the pool includes the network or broadcast address of {subnet}")
 
     cidrs = {
         config_key("cluster_cidr"): network.cluster_cidr,

@@ -155,9 +155,13 @@ def _config_wire_value(value: Any) -> str:
     return json.dumps(value)
 
 
-def render(config: StackConfig, stack: str, main: Path = ROOT / "__main__.py") -> Rendering:
-    """Run `main` for `stack` with `config` under mocks; return every registration."""
-    monitor = RecordingMonitor(LabMocks())
+def render(
+    config: StackConfig, stack: str, main: Path = ROOT / "__main__.py", monitor: RecordingMonitor | None = None
+) -> Rendering:
+    """Run `main` for `stack` with `config` under mocks; return every registration.
+
+    Pass `monitor` to inspect what was registered even when the program raises."""
+    monitor = monitor or RecordingMonitor(LabMocks())
     runtime_settings.ROOT.set(None)
     pulumi.runtime.set_mocks(LabMocks(), project=PROJECT, stack=stack, preview=False, monitor=monitor)
     pulumi.runtime.set_all_config(

@@ -1,0 +1,60 @@
+# meshlab: `make up` brings the lab stack up, `make test` runs the offline test suite.
+SHELL := bash
+.SHELLFLAGS := -euo pipefail -c
+PYTHON ?= python3
+VENV := venv
+BIN := $(VENV)/bin
+STACK ?= lab
+# The local file backend is the default; set PULUMI_BACKEND_URL to use another one.
+MESHLAB_STATE ?= $(HOME)/.meshlab/state
+export PULUMI_BACKEND_URL ?= file://$(MESHLAB_STATE)
+
+.PHONY: venv test lint plan up preview destroy bench project-file cloud-init-validator clean
+
+venv: $(VENV)/.installed
+
+$(VENV)/.installed: requirements.txt requirements-dev.txt
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+	touch $@
+
+cloud-init-validator:
+	tools/fetch_cloud_init.sh .cache/cloud-init
+
+lint: venv
+	$(BIN)/ruff check .
+	$(BIN)/mypy
+	$(BIN)/shellcheck -s bash components/hosts/scripts/*.sh tools/*.sh .ci/run
+
+test: venv cloud-init-validator lint
+	$(BIN)/python -m pytest
+
+plan: venv
+	$(BIN)/python -m tools.plan $(STACK)
+
+project-file: venv
+	$(BIN)/python -m tools.project_file --write
+
+bench: venv
+	$(BIN)/python -m tools.bench
+
+define require_pulumi
+	@command -v pulumi >/dev/null || { echo "The Pulumi CLI is not on PATH: install it first (see README, Prerequisites)." >&2; exit 1; }
+	@mkdir -p "$(MESHLAB_STATE)"
+	@pulumi stack select --create "$(STACK)" >/dev/null
+endef
+
+up: venv
+	$(require_pulumi)
+	pulumi up --stack "$(STACK)"
+
+preview: venv
+	$(require_pulumi)
+	pulumi preview --stack "$(STACK)"
+
+destroy: venv
+	$(require_pulumi)
+	pulumi destroy --stack "$(STACK)"
+
+clean:
+	rm -rf .cache .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,69 @@
+"""Shared fixtures: stack configs, and the real program rendered under Pulumi mocks.
+
+Guards against vacuous passes: every rendering must come from the recording monitor and must
+have registered resources; tests assert on counts, never inside `apply`.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+SHARED = ROOT.parent / "shared"
+CLOUD_INIT_SITE = ROOT / ".cache" / "cloud-init" / "usr" / "lib" / "python3" / "dist-packages"
+STACKS = ("lab", "staging", "prod")
+
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from config.loader import StackConfig, read_stack_file  # noqa: E402
+from tools.render import Rendering, render, stack_file, with_overrides  # noqa: E402
+
+# Registrations per stack that are not per-node: LabHosts, the SSH key, and the preflight,
+# network and image components with one command each.
+FIXED_RESOURCES = 8
+# Per node: the VirtualBoxVm component, its seed, VM, SSH-wait and cloud-init steps.
+RESOURCES_PER_NODE = 5
+
+
+def expected_resource_count(nodes: int, generated_key: bool = True) -> int:
+    return FIXED_RESOURCES - (0 if generated_key else 1) + RESOURCES_PER_NODE * nodes
+
+
+@pytest.fixture(scope="session")
+def stack_configs() -> dict[str, StackConfig]:
+    return {stack: read_stack_file(stack_file(stack)) for stack in STACKS}
+
+
+def _checked(rendering: Rendering) -> Rendering:
+    resources = rendering.resources()
+    assert resources, "the program registered nothing: are the mocks set?"
+    assert any(r.type == "meshlab:hosts:LabHosts" for r in resources)
+    return rendering
+
+
+@pytest.fixture(scope="session")
+def rendered(stack_configs: dict[str, StackConfig]) -> dict[str, Rendering]:
+    """Each committed stack, rendered once per session."""
+    return {stack: _checked(render(config, stack)) for stack, config in stack_configs.items()}
+
+
+RenderWith = Callable[..., Rendering]
+
+
+@pytest.fixture
+def render_with(stack_configs: dict[str, StackConfig]) -> RenderWith:
+    """Render the lab stack with some keys overridden (None removes a key)."""
+
+    def run(overrides: Mapping[str, Any], secret_keys: frozenset[str] = frozenset(), stack: str = "lab") -> Rendering:
+        base = stack_configs[stack]
+        config = with_overrides(base, overrides)
+        config = StackConfig(config.values, config.secret_keys | secret_keys)
+        return render(config, stack)
+
+    return run
