@@ -77,6 +77,8 @@ def _strip_wire_markers(value: Any, path: str, secret_paths: list[str]) -> Any:
         return [_strip_wire_markers(item, f"{path}[{index}]", secret_paths) for index, item in enumerate(value)]
     if value == _UNKNOWN:
         return UNKNOWN
+    if isinstance(value, float) and value.is_integer():
+        return int(value)  # protobuf carries every number as a double
     return value
 
 

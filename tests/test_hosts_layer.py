@@ -1,0 +1,275 @@
+"""The hosts layer as the real program registers it, for every stack, under mocks."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from ipaddress import IPv4Network
+from typing import Any
+
+import pytest
+import yaml
+
+from config import versions
+from config.loader import settings_from_config
+from config.settings import HOST_ONLY_INTERFACE
+from tests.conftest import CLOUD_INIT_SITE, STACKS, expected_resource_count
+from tools.render import MOCK_PRIVATE_KEY, MOCK_PUBLIC_KEY, Registration, Rendering
+
+VM = "meshlab:hosts:VirtualBoxVm"
+LOCAL = "command:local:Command"
+REMOTE = "command:remote:Command"
+
+
+def _child(rendering: Rendering, vm: Registration, suffix: str) -> Registration:
+    [child] = [r for r in rendering.descendants(vm.urn) if r.name == f"{vm.name}-{suffix}"]
+    return child
+
+
+def _single(rendering: Rendering, type_token: str) -> Registration:
+    [resource] = rendering.of_type(type_token)
+    return resource
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_each_stack_registers_one_vm_per_node(rendered, stack_configs, stack):
+    settings = settings_from_config(stack_configs[stack])
+    rendering = rendered[stack]
+    nodes = settings.topology.nodes
+    vms = rendering.of_type(VM)
+    assert sorted(vm.name for vm in vms) == sorted(node.name for node in nodes)
+    assert {vm.name: vm.inputs["ip"] for vm in vms} == {node.name: str(node.ip) for node in nodes}
+    assert {vm.name: vm.inputs["role"] for vm in vms} == {node.name: node.role for node in nodes}
+    assert len(rendering.resources()) == expected_resource_count(len(nodes))
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_no_vm_depends_on_another(rendered, stack):
+    rendering = rendered[stack]
+    vms = rendering.of_type(VM)
+    vm_trees = {vm.urn: {vm.urn, *(d.urn for d in rendering.descendants(vm.urn))} for vm in vms}
+    assert len(vm_trees) >= 5
+    for vm_urn, tree in vm_trees.items():
+        others = set().union(*(t for urn, t in vm_trees.items() if urn != vm_urn))
+        for resource in (r for r in rendering.resources() if r.urn in tree):
+            referenced = set(resource.dependencies)
+            for urns in resource.property_dependencies.values():
+                referenced |= set(urns)
+            assert not referenced & others, f"{resource.name} waits for another VM"
+
+
+def _waits_for(rendering: Rendering, resource: Registration, target: Registration) -> bool:
+    """The SDK sends a dependency on a component as one on each of its custom resources."""
+    targets = {target.urn} | {d.urn for d in rendering.descendants(target.urn) if d.custom}
+    assert targets, f"{target.name} has nothing to wait for"
+    return bool(targets & set(resource.dependencies))
+
+
+def test_steps_run_in_order(rendered):
+    rendering = rendered["lab"]
+    preflight = _single(rendering, "meshlab:hosts:HostPreflight")
+    network = _single(rendering, "meshlab:hosts:HostOnlyNetwork")
+    image = _single(rendering, "meshlab:hosts:BaseImage")
+    assert _waits_for(rendering, network, preflight)
+    assert _waits_for(rendering, image, preflight)
+    assert not _waits_for(rendering, image, network)
+    for vm in rendering.of_type(VM):
+        seed, machine = _child(rendering, vm, "seed"), _child(rendering, vm, "vm")
+        ssh, cloud_init = _child(rendering, vm, "ssh"), _child(rendering, vm, "cloud-init")
+        for before in (seed, network, image):
+            assert _waits_for(rendering, machine, before), f"{machine.name} must wait for {before.name}"
+        assert _waits_for(rendering, ssh, machine)
+        assert _waits_for(rendering, cloud_init, ssh)
+        assert not _waits_for(rendering, seed, machine)
+
+
+def test_children_are_parented_and_named_from_their_component(rendered):
+    rendering = rendered["lab"]
+    by_urn = rendering.by_urn()
+    for resource in rendering.resources():
+        parent = by_urn[resource.parent]
+        if parent.type == "pulumi:pulumi:Stack":
+            assert resource.type == "meshlab:hosts:LabHosts"
+        elif resource.type == VM:
+            assert parent.type == "meshlab:hosts:LabHosts"  # VMs carry their node's name
+        else:
+            assert resource.name.startswith(parent.name), f"{resource.name} under {parent.name}"
+        assert resource.type.startswith(("meshlab:hosts:", "command:", "tls:"))
+
+
+def test_external_steps_delete_before_replace_and_clean_up(rendered):
+    rendering = rendered["lab"]
+    commands = rendering.of_type(LOCAL)
+    assert len(commands) == 3 + 3 * 6
+    assert all(command.delete_before_replace for command in commands)
+    with_delete = {c.name.rsplit("-", 1)[-1] for c in commands if c.inputs.get("delete")}
+    assert with_delete == {"network", "seed", "vm"}
+    for command in commands:
+        assert command.inputs["interpreter"] == ["bash", "-c"]
+        assert command.inputs["create"].startswith("#!/usr/bin/env bash\n# Shared helpers")
+
+
+def _environment(command: Registration) -> dict[str, str]:
+    return dict(command.inputs["environment"])
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_vm_steps_get_sizes_macs_and_addresses_from_settings(rendered, stack_configs, stack):
+    settings = settings_from_config(stack_configs[stack])
+    topology = settings.topology
+    rendering = rendered[stack]
+    for vm in rendering.of_type(VM):
+        node = next(n for n in topology.nodes if n.name == vm.name)
+        env = _environment(_child(rendering, vm, "vm"))
+        role = node.role
+        assert env["MESHLAB_VM_NAME"] == f"meshlab-{stack}-{node.name}"
+        assert env["MESHLAB_VM_GROUP"] == f"/meshlab/{stack}"
+        assert int(env["MESHLAB_CPUS"]) == getattr(topology, f"{role}_cpus")
+        assert int(env["MESHLAB_MEMORY_MIB"]) == getattr(topology, f"{role}_memory_mib")
+        assert int(env["MESHLAB_DISK_GIB"]) == getattr(topology, f"{role}_disk_gib")
+        assert env["MESHLAB_HOST_IP"] == str(settings.network.host_ip)
+        assert env["MESHLAB_NETMASK"] == str(settings.network.host_only_cidr.netmask)
+
+        documents = json.loads(_child(rendering, vm, "seed").inputs["stdin"])
+        network = yaml.safe_load(documents["network-config"])
+        host_only = network["ethernets"][HOST_ONLY_INTERFACE]
+        nat = network["ethernets"]["nat0"]
+        # The MACs cloud-init matches must be the ones VBoxManage gives the NICs.
+        assert host_only["match"]["macaddress"].replace(":", "") == env["MESHLAB_MAC_HOST_ONLY"]
+        assert nat["match"]["macaddress"].replace(":", "") == env["MESHLAB_MAC_NAT"]
+        assert host_only["addresses"] == [f"{node.ip}/{settings.network.host_only_cidr.prefixlen}"]
+        assert "gateway4" not in host_only and "routes" not in host_only
+        assert nat["dhcp4"] is True
+
+
+def test_macs_are_unique_unicast_and_locally_administered(rendered):
+    macs = []
+    for stack in STACKS:
+        for command in rendered[stack].of_type(LOCAL):
+            env = _environment(command)
+            macs += [env[k] for k in ("MESHLAB_MAC_NAT", "MESHLAB_MAC_HOST_ONLY") if k in env]
+    assert len(macs) == 2 * (6 + 5 + 6)
+    assert len(set(macs)) == len(macs)
+    for mac in macs:
+        first = int(mac[:2], 16)
+        assert len(mac) == 12 and first & 1 == 0 and first & 2 == 2, mac
+
+
+def _cloud_config_validator() -> Any:
+    if not CLOUD_INIT_SITE.is_dir():
+        return None
+    sys.path.insert(0, str(CLOUD_INIT_SITE))
+    from cloudinit.config.schema import get_schema, validate_cloudconfig_schema
+
+    def validate(document: dict[str, Any]) -> None:
+        validate_cloudconfig_schema(document, get_schema(), strict=True)
+
+    return validate
+
+
+def test_cloud_init_validator_is_present_in_ci():
+    if os.environ.get("CI"):
+        assert _cloud_config_validator() is not None, "CI must unpack cloud-init (tools/fetch_cloud_init.sh)"
+    else:
+        assert CLOUD_INIT_SITE.parent.parent.parent.parent.name == "cloud-init"
+
+
+def test_seed_documents_are_valid_cloud_init(rendered):
+    validate = _cloud_config_validator()
+    rendering = rendered["lab"]
+    seeds = [_child(rendering, vm, "seed") for vm in rendering.of_type(VM)]
+    assert len(seeds) == 6
+    for seed in seeds:
+        documents = json.loads(seed.inputs["stdin"])
+        assert set(documents) == {"user-data", "meta-data", "network-config"}
+        user_data = documents["user-data"]
+        assert user_data.startswith("#cloud-config\n")
+        config = yaml.safe_load(user_data)
+        hostname = seed.name.removesuffix("-seed")
+        assert config["hostname"] == hostname
+        [user] = config["users"]
+        assert user["ssh_authorized_keys"] == [MOCK_PUBLIC_KEY]
+        assert user["lock_passwd"] is True and config["ssh_pwauth"] is False
+        assert config["ntp"]["enabled"] is True
+        meta = yaml.safe_load(documents["meta-data"])
+        assert meta["local-hostname"] == hostname
+        assert meta["instance-id"].startswith(f"meshlab-lab-{hostname}-")
+        if validate is not None:
+            validate(config)
+    if validate is not None:
+        from cloudinit.config.schema import SchemaValidationError
+
+        broken = yaml.safe_load(json.loads(seeds[0].inputs["stdin"])["user-data"])
+        broken["ntp"]["enabled"] = "yes"
+        with pytest.raises(SchemaValidationError):
+            validate(broken)
+
+
+def test_private_key_is_secret_everywhere(rendered):
+    for stack in STACKS:
+        rendering = rendered[stack]
+        key = _single(rendering, "tls:index/privateKey:PrivateKey")
+        assert key.inputs["algorithm"] == "ED25519"
+        assert {"privateKeyOpenssh", "privateKeyPem"} <= set(key.additional_secret_outputs)
+        remotes = rendering.of_type(REMOTE)
+        assert remotes and all("connection" in r.secret_paths for r in remotes)
+        for resource in rendering.resources():
+            assert MOCK_PRIVATE_KEY not in json.dumps(resource.inputs), resource.name
+            assert "BEGIN OPENSSH PRIVATE KEY" not in json.dumps(resource.inputs), resource.name
+
+
+def test_user_supplied_key_replaces_the_generated_one(render_with):
+    private = "-----BEGIN OPENSSH PRIVATE KEY-----\nusers-own\n-----END OPENSSH PRIVATE KEY-----"
+    rendering = render_with(
+        {"meshlab:sshPublicKey": "ssh-ed25519 AAAAC3NzaUser me@laptop", "meshlab:sshPrivateKey": private},
+        secret_keys=frozenset({"meshlab:sshPrivateKey"}),
+    )
+    assert rendering.of_type("tls:index/privateKey:PrivateKey") == []
+    assert len(rendering.resources()) == expected_resource_count(6, generated_key=False)
+    for resource in rendering.resources():
+        assert "users-own" not in json.dumps(resource.inputs)
+    seed = next(r for r in rendering.of_type(LOCAL) if r.name == "master1-seed")
+    assert "ssh-ed25519 AAAAC3NzaUser me@laptop" in seed.inputs["stdin"]
+    assert all("connection" in r.secret_paths for r in rendering.of_type(REMOTE))
+
+
+def test_small_host_profile_is_config_only(render_with):
+    rendering = render_with({"meshlab:servers": ["master1=192.168.56.11"], "meshlab:agents": ["worker1=192.168.56.21"]})
+    assert sorted(vm.name for vm in rendering.of_type(VM)) == ["master1", "worker1"]
+    assert len(rendering.resources()) == expected_resource_count(2)
+
+
+def test_arm64_guests_use_the_qcow2_image_and_efi(render_with):
+    rendering = render_with({"meshlab:guestArch": "arm64"})
+    image = versions.UBUNTU_IMAGES["arm64"]
+    fetch = next(r for r in rendering.of_type(LOCAL) if r.name == "hosts-image-fetch")
+    assert _environment(fetch)["MESHLAB_IMAGE_URL"] == image.url
+    assert _environment(fetch)["MESHLAB_IMAGE_FORMAT"] == "qcow2"
+    preflight = next(r for r in rendering.of_type(LOCAL) if r.name == "hosts-preflight-check")
+    assert _environment(preflight)["MESHLAB_GUEST_ARCH"] == "arm64"
+    machine = next(r for r in rendering.of_type(LOCAL) if r.name == "master1-vm")
+    env = _environment(machine)
+    assert (env["MESHLAB_PLATFORM"], env["MESHLAB_FIRMWARE"], env["MESHLAB_OS_TYPE"]) == (
+        "arm",
+        "efi",
+        image.vbox_os_type,
+    )
+
+
+def test_image_and_network_steps_use_pinned_values(rendered, stack_configs):
+    settings = settings_from_config(stack_configs["lab"])
+    rendering = rendered["lab"]
+    fetch = next(r for r in rendering.of_type(LOCAL) if r.name == "hosts-image-fetch")
+    image = versions.UBUNTU_IMAGES["amd64"]
+    env = _environment(fetch)
+    assert (env["MESHLAB_IMAGE_URL"], env["MESHLAB_IMAGE_SHA256"]) == (image.url, image.sha256)
+    network = next(r for r in rendering.of_type(LOCAL) if r.name == "hosts-host-only-network")
+    env = _environment(network)
+    assert env["MESHLAB_HOST_IP"] == "192.168.56.1"
+    assert env["MESHLAB_DHCP_IP"] not in {str(n.ip) for n in settings.topology.nodes}
+    assert IPv4Network("192.168.56.0/24").netmask.compressed == env["MESHLAB_NETMASK"]
+    preflight = next(r for r in rendering.of_type(LOCAL) if r.name == "hosts-preflight-check")
+    wanted = _environment(preflight)["MESHLAB_VMS"].split()
+    assert "meshlab-lab-master1:2:4096:40" in wanted and "meshlab-lab-worker3:2:6144:40" in wanted
+    assert len(wanted) == 6
