@@ -15,7 +15,9 @@ class Lab:
     hosts: HostsOutput
 
     def export(self, settings: Settings) -> None:
-        pulumi.export("nodes", {vm.node.name: {"ip": vm.ip, "role": vm.role, "vm": vm.vm_name} for vm in self.hosts.vms})
+        pulumi.export(
+            "nodes", {vm.node.name: {"ip": vm.ip, "role": vm.role, "vm": vm.vm_name} for vm in self.hosts.vms}
+        )
         pulumi.export("apiVip", str(settings.network.api_vip))
         pulumi.export("hostOnlyInterface", self.hosts.host_only_interface)
         pulumi.export("sshUser", self.hosts.ssh.user)

@@ -13,7 +13,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import pulumi
 import yaml
+from pulumi.runtime import config as runtime_config
 from pydantic import ValidationError
 
 from config.settings import NAMESPACE, SECTIONS, Settings, field_sections
@@ -54,8 +56,6 @@ def read_stack_file(path: Path) -> StackConfig:
 
 def runtime_stack_config() -> StackConfig:
     """The running program's config, as the Pulumi language host passes it."""
-    from pulumi.runtime import config as runtime_config
-
     values = {**runtime_config.get_config_env(), **runtime_config.CONFIG.get()}
     secret_keys = set(runtime_config.get_config_secret_keys_env()) | set(runtime_config._SECRET_KEYS.get())
     return StackConfig(values, frozenset(secret_keys))
@@ -129,8 +129,6 @@ def settings_from_config(config: StackConfig, source: str = "stack config") -> S
 
 def load_settings() -> Settings:
     """Settings of the stack the Pulumi program is running for."""
-    import pulumi
-
     return settings_from_config(runtime_stack_config(), source=f"stack {pulumi.get_stack()}")
 
 

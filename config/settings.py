@@ -130,9 +130,7 @@ class _Section(BaseModel):
 class TopologySettings(_Section):
     """Which VMs exist and how big they are."""
 
-    servers: Servers = Field(
-        description="RKE2 servers as NAME=IP on the host-only network; an odd count (1, 3, 5, 7)."
-    )
+    servers: Servers = Field(description="RKE2 servers as NAME=IP on the host-only network; an odd count (1, 3, 5, 7).")
     agents: Agents = Field(default_factory=list, description="RKE2 agents as NAME=IP on the host-only network.")
     server_cpus: int = Field(default=2, description="vCPUs per server VM.")
     server_memory_mib: int = Field(default=4096, description="Memory per server VM, MiB.")
@@ -180,7 +178,9 @@ class AccessSettings(_Section):
         default=SecretStr(""), description="Private key matching sshPublicKey; set it with --secret."
     )
     ntp_servers: list[str] = Field(default_factory=list, description="NTP servers for the guests; empty uses Ubuntu's.")
-    image_cache_dir: str = Field(default="", description="Where images and seeds are cached; empty means ~/.cache/meshlab.")
+    image_cache_dir: str = Field(
+        default="", description="Where images and seeds are cached; empty means ~/.cache/meshlab."
+    )
 
 
 class Settings(BaseModel):

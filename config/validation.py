@@ -24,7 +24,6 @@ from config.settings import (
     unused_dhcp_address,
 )
 
-
 _USERNAME = re.compile(r"^[a-z_][a-z0-9_-]{0,31}$")
 
 
@@ -102,7 +101,9 @@ def check_topology(topology: TopologySettings) -> Iterator[Problem]:
 
 def _check_inside(key: str, value: Any, address: IPv4Address, subnet: IPv4Network) -> Iterator[Problem]:
     if address not in subnet:
-        yield Problem(key, value, f"{address} is outside the host-only subnet {config_key('host_only_cidr')} = {subnet}")
+        yield Problem(
+            key, value, f"{address} is outside the host-only subnet {config_key('host_only_cidr')} = {subnet}"
+        )
     elif address in (subnet.network_address, subnet.broadcast_address):
         yield Problem(key, value, f"{address} is the network or broadcast address of {subnet}")
 
@@ -113,7 +114,9 @@ def check_network(network: NetworkSettings, topology: TopologySettings) -> Itera
     pool = network.metallb_pool
 
     if subnet.prefixlen > 28:
-        yield Problem(config_key("host_only_cidr"), subnet, "use a /28 or larger subnet: it must hold nodes, VIP and pool")
+        yield Problem(
+            config_key("host_only_cidr"), subnet, "use a /28 or larger subnet: it must hold nodes, VIP and pool"
+        )
     if not any(subnet.subnet_of(allowed) for allowed in network.vbox_allowed_ranges):
         allowed_text = ", ".join(str(allowed) for allowed in network.vbox_allowed_ranges)
         yield Problem(
@@ -146,7 +149,9 @@ def check_network(network: NetworkSettings, topology: TopologySettings) -> Itera
     if pool.first not in subnet or pool.last not in subnet:
         yield Problem(config_key("metallb_pool"), pool, f"the pool reaches outside the host-only subnet {subnet}")
     elif subnet.network_address in pool or subnet.broadcast_address in pool:
-        yield Problem(config_key("metallb_pool"), pool, f"the pool includes the network or broadcast address of {subnet}")
+        yield Problem(
+            config_key("metallb_pool"), pool, f"the pool includes the network or broadcast address of {subnet}"
+        )
 
     cidrs = {
         config_key("cluster_cidr"): network.cluster_cidr,
@@ -172,9 +177,7 @@ def validate(settings: Settings) -> list[Problem]:
             problems.append(Problem(config_key("host_only_cidr"), settings.network.host_only_cidr, str(error)))
     access = settings.access
     if not _USERNAME.match(access.ssh_user) or access.ssh_user == "root":
-        problems.append(
-            Problem(config_key("ssh_user"), access.ssh_user, "must be a plain Linux user name (not root)")
-        )
+        problems.append(Problem(config_key("ssh_user"), access.ssh_user, "must be a plain Linux user name (not root)"))
     if bool(access.ssh_public_key) != bool(access.ssh_private_key.get_secret_value()):
         problems.append(
             Problem(

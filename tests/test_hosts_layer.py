@@ -160,7 +160,8 @@ def _cloud_config_validator() -> Any:
     if not CLOUD_INIT_SITE.is_dir():
         return None
     sys.path.insert(0, str(CLOUD_INIT_SITE))
-    from cloudinit.config.schema import get_schema, validate_cloudconfig_schema
+    # Imported here: the package is unpacked into .cache, not installed.
+    from cloudinit.config.schema import get_schema, validate_cloudconfig_schema  # noqa: PLC0415
 
     def validate(document: dict[str, Any]) -> None:
         validate_cloudconfig_schema(document, get_schema(), strict=True)
@@ -198,7 +199,7 @@ def test_seed_documents_are_valid_cloud_init(rendered):
         if validate is not None:
             validate(config)
     if validate is not None:
-        from cloudinit.config.schema import SchemaValidationError
+        from cloudinit.config.schema import SchemaValidationError  # noqa: PLC0415
 
         broken = yaml.safe_load(json.loads(seeds[0].inputs["stdin"])["user-data"])
         broken["ntp"]["enabled"] = "yes"

@@ -65,6 +65,8 @@ class Registration:
 
 
 def _strip_wire_markers(value: Any, path: str, secret_paths: list[str]) -> Any:
+    """Plain JSON from wire values: secrets become "[secret]" (their paths recorded), resource
+    references their URN, unknowns "[unknown]", and whole doubles ints again."""
     if isinstance(value, dict):
         signature = value.get(_SIG_KEY)
         if signature == _SECRET_SIG:
@@ -72,14 +74,15 @@ def _strip_wire_markers(value: Any, path: str, secret_paths: list[str]) -> Any:
             return SECRET
         if signature == _RESOURCE_SIG:
             return value.get("urn", "")
-        return {key: _strip_wire_markers(item, f"{path}.{key}" if path else key, secret_paths) for key, item in value.items()}
+        return {
+            key: _strip_wire_markers(item, f"{path}.{key}" if path else key, secret_paths)
+            for key, item in value.items()
+        }
     if isinstance(value, list):
         return [_strip_wire_markers(item, f"{path}[{index}]", secret_paths) for index, item in enumerate(value)]
-    if value == _UNKNOWN:
-        return UNKNOWN
     if isinstance(value, float) and value.is_integer():
-        return int(value)  # protobuf carries every number as a double
-    return value
+        value = int(value)  # protobuf carries every number as a double
+    return UNKNOWN if value == _UNKNOWN else value
 
 
 class RecordingMonitor(pulumi_mocks.MockMonitor):
@@ -90,7 +93,7 @@ class RecordingMonitor(pulumi_mocks.MockMonitor):
         self.registrations: list[Registration] = []
 
     def RegisterResource(self, request: Any) -> Any:  # noqa: N802 - gRPC method name
-        response = super().RegisterResource(request)
+        response = super().RegisterResource(request)  # type: ignore[no-untyped-call]
         secret_paths: list[str] = []
         raw = json_format.MessageToDict(request.object, preserving_proto_field_name=True)
         inputs = _strip_wire_markers(raw, "", secret_paths)
@@ -171,7 +174,10 @@ def render(
     )
     runtime_settings.SETTINGS.rpc_manager.clear()
     runtime_settings.SETTINGS.outputs.clear()
-    _sync_await(run_pulumi_func(lambda: runpy.run_path(str(main), run_name="__main__")))
+    def program() -> None:
+        runpy.run_path(str(main), run_name="__main__")
+
+    _sync_await(run_pulumi_func(program))
     return Rendering(stack=stack, registrations=list(monitor.registrations))
 
 

@@ -91,6 +91,7 @@ def network_config(vm_name: str, node: NodeSpec, subnet: IPv4Network) -> str:
 
 
 def seed_documents(
+    *,
     vm_name: str,
     node: NodeSpec,
     subnet: IPv4Network,

@@ -55,7 +55,7 @@ def write_atomically(path: Path, data: bytes) -> None:
     handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
     with os.fdopen(handle, "wb") as stream:
         stream.write(data)
-    os.replace(temporary, path)
+    Path(temporary).replace(path)
 
 
 def main(argv: list[str]) -> int:

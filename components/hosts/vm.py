@@ -77,7 +77,14 @@ class VirtualBoxVm(pulumi.ComponentResource):
         self.role = node.role
 
         documents = ssh.public_key.apply(
-            lambda key: seed_documents(vm_name, node, network.subnet, ssh.user, key, ntp_servers)
+            lambda key: seed_documents(
+                vm_name=vm_name,
+                node=node,
+                subnet=network.subnet,
+                ssh_user=ssh.user,
+                ssh_public_key=key,
+                ntp_servers=ntp_servers,
+            )
         )
         self.seed = step_command(
             f"{name}-seed",
