@@ -15,6 +15,7 @@ import socket
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pycdlib
 import pytest
@@ -59,7 +60,10 @@ def env(tmp_path: Path) -> dict[str, str]:
     }
 
 
-def run(step: str, env: dict[str, str], stdin: str | None = None, cwd: Path = REPO, **extra: str):
+def run(
+    step: str, env: dict[str, str], *, stdin: str | None = None, cwd: Path = REPO, **extra: str
+) -> subprocess.CompletedProcess[str]:
+    """Run the step's rendered script in env (plus extra variables), like the Pulumi command does."""
     return subprocess.run(
         [BASH, "-c", render_script(step)],
         env={**env, **extra},
@@ -79,8 +83,9 @@ def vbox(env: dict[str, str], *args: str) -> str:
     return result.stdout
 
 
-def state(env: dict[str, str]) -> dict:
-    return json.loads(Path(env["FAKE_VBOX_STATE"]).read_text())
+def state(env: dict[str, str]) -> dict[str, Any]:
+    loaded: dict[str, Any] = json.loads(Path(env["FAKE_VBOX_STATE"]).read_text())
+    return loaded
 
 
 def calls(env: dict[str, str]) -> list[str]:
@@ -290,7 +295,7 @@ NETWORK = {
 def test_network_create_creates_then_adopts_the_interface(env: dict[str, str]) -> None:
     add_host_only_if(env, HOST_IP)  # vboxnet0, someone else's subnet
 
-    first = run("network_create", env, **NETWORK)
+    first = run("network_create", {**env, **NETWORK})
 
     assert first.returncode == 0, first.stderr
     assert first.stdout == "hostonlyif vboxnet1 created\n"
@@ -300,7 +305,7 @@ def test_network_create_creates_then_adopts_the_interface(env: dict[str, str]) -
     assert dhcp["HostInterfaceNetworking-vboxnet1"] is False
     assert dhcp["HostInterfaceNetworking-vboxnet0"] is True
 
-    second = run("network_create", env, **NETWORK)
+    second = run("network_create", {**env, **NETWORK})
 
     assert second.returncode == 0, second.stderr
     assert second.stdout == "hostonlyif vboxnet1 existing\n"
@@ -309,7 +314,7 @@ def test_network_create_creates_then_adopts_the_interface(env: dict[str, str]) -
 
 
 def test_network_delete_removes_what_it_created(env: dict[str, str]) -> None:
-    created = run("network_create", env, **NETWORK)
+    created = run("network_create", {**env, **NETWORK})
     assert created.returncode == 0, created.stderr
 
     result = run("network_delete", env, PULUMI_COMMAND_STDOUT=created.stdout)
@@ -326,7 +331,7 @@ def test_network_delete_removes_what_it_created(env: dict[str, str]) -> None:
 
 def test_network_delete_leaves_an_adopted_interface(env: dict[str, str]) -> None:
     add_host_only_if(env, "192.168.99.1")
-    adopted = run("network_create", env, **NETWORK)
+    adopted = run("network_create", {**env, **NETWORK})
     assert adopted.stdout == "hostonlyif vboxnet0 existing\n"
 
     result = run("network_delete", env, PULUMI_COMMAND_STDOUT=adopted.stdout)
@@ -335,6 +340,70 @@ def test_network_delete_leaves_an_adopted_interface(env: dict[str, str]) -> None
     assert "was not created by meshlab" in result.stdout
     assert "hostonlyif remove vboxnet0" not in calls(env)
     assert [i["name"] for i in state(env)["hostonlyifs"]] == ["vboxnet0"]
+
+
+def as_macos(env: dict[str, str], bin_dir: Path) -> dict[str, str]:
+    """env with an `uname` that says Darwin, so the scripts take their hostonlynet (macOS) path."""
+    bin_dir.mkdir()
+    uname = bin_dir / "uname"
+    uname.write_text("#!/bin/sh\necho Darwin\n")
+    uname.chmod(0o755)
+    return {**env, "PATH": os.pathsep.join([str(bin_dir), env["PATH"]])}
+
+
+def test_network_create_and_delete_on_macos_use_a_host_only_network(env: dict[str, str], tmp_path: Path) -> None:
+    mac_env = as_macos({**env, **NETWORK}, tmp_path / "macos-bin")
+
+    first = run("network_create", mac_env)
+
+    assert first.returncode == 0, first.stderr
+    assert first.stdout == "hostonlynet meshlab created\n"
+    [net] = state(env)["hostonlynets"]
+    assert (net["name"], net["mask"], net["lower"], net["upper"]) == (
+        "meshlab",
+        NETMASK,
+        "192.168.99.254",
+        "192.168.99.254",
+    )
+    assert calls_of(env, "hostonlyif") == []
+
+    second = run("network_create", mac_env)
+
+    assert second.stdout == "hostonlynet meshlab existing\n"
+    assert len(calls_of(env, "hostonlynet")) == 1
+
+    deleted = run("network_delete", mac_env, PULUMI_COMMAND_STDOUT=first.stdout)
+
+    assert deleted.returncode == 0, deleted.stderr
+    assert state(env)["hostonlynets"] == []
+    again = run("network_delete", mac_env, PULUMI_COMMAND_STDOUT=first.stdout)
+    assert again.returncode == 0, again.stderr
+    assert len(calls_of(env, "hostonlynet")) == 2
+
+
+def test_vm_create_on_macos_attaches_the_host_only_network(vm_env: dict[str, str], tmp_path: Path) -> None:
+    vbox(
+        vm_env,
+        "hostonlynet",
+        "add",
+        "--name",
+        "other",
+        "--netmask",
+        NETMASK,
+        "--lower-ip",
+        "10.1.2.3",
+        "--upper-ip",
+        "10.1.2.3",
+    )
+    ip = "--lower-ip=192.168.56.254", "--upper-ip=192.168.56.254"
+    vbox(vm_env, "hostonlynet", "add", "--name=meshlab", f"--netmask={NETMASK}", *ip, "--enable")
+
+    result = run("vm_create", as_macos(vm_env, tmp_path / "macos-bin"))
+
+    assert result.returncode == 0, result.stderr
+    settings = state(vm_env)["vms"][VM]["settings"]
+    assert (settings["nic2"], settings["host-only-net2"]) == ("hostonlynet", "meshlab")
+    assert "host-only-adapter2" not in settings
 
 
 # --- image_fetch ------------------------------------------------------------------------------
@@ -487,23 +556,21 @@ PREFLIGHT = {
 def test_preflight_passes_on_a_capable_host(env: dict[str, str]) -> None:
     add_host_only_if(env, HOST_IP)  # meshlab's own network from an earlier run is no clash
 
-    result = run("preflight", env, **PREFLIGHT)
+    result = run("preflight", {**env, **PREFLIGHT})
 
     assert result.returncode == 0, result.stderr
     assert result.stdout == "host preflight passed: 1 VMs, 64 MiB, VirtualBox 7.1.4r165100\n"
 
 
 def test_preflight_reports_every_problem_at_once(env: dict[str, str]) -> None:
-    result = run(
-        "preflight",
-        env,
-        **{
-            **PREFLIGHT,
-            "MESHLAB_VMS": f"{VM}:10000:999999999:10 meshlab-node-2:1:999999999:10",
-            "MESHLAB_IMAGE_BYTES": str(10**18),
-        },
-        FAKE_VBOX_VERSION="6.1.50",
-    )
+    absurd = {
+        **PREFLIGHT,
+        "MESHLAB_VMS": f"{VM}:10000:999999999:10 meshlab-node-2:1:999999999:10",
+        "MESHLAB_IMAGE_BYTES": str(10**18),
+        "FAKE_VBOX_VERSION": "6.1.50",
+    }
+
+    result = run("preflight", {**env, **absurd})
 
     assert result.returncode == 1
     assert "meshlab host preflight found 4 problem(s):" in result.stderr
@@ -517,7 +584,7 @@ def test_preflight_reports_every_problem_at_once(env: dict[str, str]) -> None:
 def test_preflight_reports_a_clashing_host_only_interface(env: dict[str, str]) -> None:
     add_host_only_if(env, "192.168.56.2")
 
-    result = run("preflight", env, **PREFLIGHT)
+    result = run("preflight", {**env, **PREFLIGHT})
 
     assert result.returncode == 1
     assert "found 1 problem(s)" in result.stderr
@@ -537,7 +604,7 @@ def test_preflight_reports_a_missing_vboxmanage(env: dict[str, str], tmp_path: P
             (bin_dir / tool).symlink_to(found)
     assert shutil.which("VBoxManage", path=str(bin_dir)) is None
 
-    result = run("preflight", env, **PREFLIGHT, PATH=str(bin_dir))
+    result = run("preflight", {**env, **PREFLIGHT}, PATH=str(bin_dir))
 
     assert result.returncode == 1
     assert "VBoxManage is not on PATH: install VirtualBox 7.0 or newer" in result.stderr
@@ -554,9 +621,7 @@ def port_22_listens() -> bool:
 
 
 def test_wait_ssh_gives_up_at_the_deadline(env: dict[str, str]) -> None:
-    result = run(
-        "wait_ssh", env, MESHLAB_VM_NAME=VM, MESHLAB_NODE_IP="127.0.0.1", MESHLAB_TIMEOUT_SECONDS="0"
-    )
+    result = run("wait_ssh", env, MESHLAB_VM_NAME=VM, MESHLAB_NODE_IP="127.0.0.1", MESHLAB_TIMEOUT_SECONDS="0")
 
     if port_22_listens():
         assert result.returncode == 0, result.stderr

@@ -67,7 +67,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         target = f"  target < {TARGETS[label]:.0f} s" if label in TARGETS else ""
         print(f"  {label:>9}: {seconds:6.2f} s  ({nodes} nodes){target}")
     (_, lab), (_, thirty), (_, sixty) = results.values()
-    print(f"  per extra node: {(thirty - lab) / 24 * 1000:.1f} ms (6->30), {(sixty - thirty) / 30 * 1000:.1f} ms (30->60)")
+    early, late = (thirty - lab) / 24 * 1000, (sixty - thirty) / 30 * 1000
+    print(f"  per extra node: {early:.1f} ms (6->30), {late:.1f} ms (30->60)")
     return 0
 
 

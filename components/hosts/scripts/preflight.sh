@@ -4,15 +4,19 @@
 require_env MESHLAB_VMS MESHLAB_HOST_IP MESHLAB_NETMASK MESHLAB_GUEST_ARCH MESHLAB_IMAGE_BYTES MESHLAB_VBOX_MIN
 
 problems=()
+vbox_version=""
 problem() { problems+=("$*"); }
 
 if ! command -v VBoxManage >/dev/null 2>&1; then
   problem "VBoxManage is not on PATH: install VirtualBox ${MESHLAB_VBOX_MIN} or newer"
 else
-  vbox_version=$(VBoxManage --version)
+  # Only the version line: VBoxManage may print warnings (e.g. about kernel modules) first.
+  vbox_version=$(VBoxManage --version 2>/dev/null | grep -E '^[0-9]+\.[0-9]+' | tail -n 1 || true)
   IFS=. read -r have_major have_minor _ <<<"${vbox_version%%[_r]*}"
   IFS=. read -r want_major want_minor <<<"$MESHLAB_VBOX_MIN"
-  if [ "${have_major:-0}" -lt "$want_major" ] ||
+  if [ -z "$vbox_version" ]; then
+    problem "could not read the VirtualBox version from 'VBoxManage --version'"
+  elif [ "${have_major:-0}" -lt "$want_major" ] ||
     { [ "${have_major:-0}" -eq "$want_major" ] && [ "${have_minor:-0}" -lt "$want_minor" ]; }; then
     problem "VirtualBox ${vbox_version} is too old: meshlab needs ${MESHLAB_VBOX_MIN} or newer"
   fi

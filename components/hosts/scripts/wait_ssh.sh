@@ -2,12 +2,26 @@
 # Inputs: MESHLAB_VM_NAME, MESHLAB_NODE_IP, MESHLAB_TIMEOUT_SECONDS.
 require_env MESHLAB_VM_NAME MESHLAB_NODE_IP MESHLAB_TIMEOUT_SECONDS
 
-ssh_banner() {
+probe() {
   (
     exec 3<>"/dev/tcp/$1/22" || exit 1
     IFS= read -r -t 5 line <&3 || exit 1
     printf '%s' "$line"
   ) 2>/dev/null
+}
+
+# bash's /dev/tcp has no connect timeout: a watchdog ends a probe that hangs on a silent address.
+ssh_banner() {
+  local result probe_pid watchdog_pid
+  result=$(mktemp)
+  probe "$1" >"$result" &
+  probe_pid=$!
+  (sleep 10 && kill "$probe_pid" 2>/dev/null) &
+  watchdog_pid=$!
+  wait "$probe_pid" 2>/dev/null || true
+  kill "$watchdog_pid" 2>/dev/null || true
+  cat "$result"
+  rm -f "$result"
 }
 
 deadline=$((SECONDS + MESHLAB_TIMEOUT_SECONDS))
