@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import sys
 from ipaddress import IPv4Network
 from typing import Any
@@ -169,15 +170,13 @@ def _cloud_config_validator() -> Any:
     return validate
 
 
-def test_cloud_init_validator_is_present_in_ci():
-    if os.environ.get("CI"):
-        assert _cloud_config_validator() is not None, "CI must unpack cloud-init (tools/fetch_cloud_init.sh)"
-    else:
-        assert CLOUD_INIT_SITE.parent.parent.parent.parent.name == "cloud-init"
-
-
 def test_seed_documents_are_valid_cloud_init(rendered):
     validate = _cloud_config_validator()
+    if validate is None:
+        # `make test` unpacks cloud-init wherever dpkg-deb exists; only elsewhere do the
+        # structural checks below stand alone.
+        assert not os.environ.get("CI"), "CI must unpack cloud-init (tools/fetch_cloud_init.sh)"
+        assert not shutil.which("dpkg-deb"), "run `make cloud-init-validator` first"
     rendering = rendered["lab"]
     seeds = [_child(rendering, vm, "seed") for vm in rendering.of_type(VM)]
     assert len(seeds) == 6
