@@ -16,7 +16,8 @@ ssh_banner() {
   result=$(mktemp)
   probe "$1" >"$result" &
   probe_pid=$!
-  (sleep 10 && kill "$probe_pid" 2>/dev/null) &
+  # Its own stdout is /dev/null, or the caller's $(...) would wait for the sleep to end.
+  (sleep 10 && kill "$probe_pid") >/dev/null 2>&1 &
   watchdog_pid=$!
   wait "$probe_pid" 2>/dev/null || true
   kill "$watchdog_pid" 2>/dev/null || true
