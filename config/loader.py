@@ -57,7 +57,8 @@ def read_stack_file(path: Path) -> StackConfig:
 def runtime_stack_config() -> StackConfig:
     """The running program's config, as the Pulumi language host passes it."""
     values = {**runtime_config.get_config_env(), **runtime_config.CONFIG.get()}
-    secret_keys = set(runtime_config.get_config_secret_keys_env()) | set(runtime_config._SECRET_KEYS.get())
+    secret_keys = set(runtime_config.get_config_secret_keys_env())
+    secret_keys |= {key for key in values if runtime_config.is_config_secret(key)}
     return StackConfig(values, frozenset(secret_keys))
 
 

@@ -9,7 +9,6 @@ below; its name is the camelCase of the field name.
 
 from __future__ import annotations
 
-import ipaddress
 import re
 from dataclasses import dataclass, field
 from ipaddress import IPv4Address, IPv4Network
@@ -226,7 +225,3 @@ def unused_dhcp_address(network: NetworkSettings, nodes: list[NodeSpec]) -> IPv4
             return address
     raise ValueError("no free address left in the host-only subnet")
 
-
-def cluster_dns_ip(network: NetworkSettings) -> IPv4Address:
-    """RKE2's cluster DNS address: the tenth address of the service CIDR."""
-    return ipaddress.IPv4Address(int(network.service_cidr.network_address) + 10)

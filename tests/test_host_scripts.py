@@ -630,3 +630,37 @@ def test_wait_ssh_gives_up_at_the_deadline(env: dict[str, str]) -> None:
         assert result.returncode == 1
         assert "timed out after 0s waiting for SSH" in result.stderr
         assert VM in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("platform", "bus", "expected_flag"),
+    [("x86", "sata", None), ("arm", "virtio", "--platform-architecture=arm")],
+)
+def test_vm_create_names_the_platform_only_for_arm(
+    vm_env: dict[str, str], platform: str, bus: str, expected_flag: str | None
+) -> None:
+    # VirtualBox 7.0 has no --platform-architecture; only arm guests (7.1+) may pass it.
+    result = run("vm_create", {**vm_env, "MESHLAB_PLATFORM": platform, "MESHLAB_STORAGE_BUS": bus})
+
+    assert result.returncode == 0, result.stderr
+    [createvm] = calls_of(vm_env, "createvm")
+    flags = [arg for arg in createvm.split() if arg.startswith("--platform-architecture")]
+    assert flags == ([expected_flag] if expected_flag else [])
+    [storagectl] = calls_of(vm_env, "storagectl")
+    assert f"--add={bus}" in storagectl
+
+
+def test_preflight_checks_what_arm64_guests_need(env: dict[str, str], tmp_path: Path) -> None:
+    arm = {**PREFLIGHT, "MESHLAB_GUEST_ARCH": "arm64", "FAKE_VBOX_VERSION": "7.0.20r163906"}
+
+    without_qemu = run("preflight", {**env, **arm})
+    assert without_qemu.returncode == 1
+    assert "VirtualBox 7.0.20r163906 cannot run arm64 guests: use 7.1 or newer" in without_qemu.stderr
+    assert ("qemu-img is not on PATH" in without_qemu.stderr) == (shutil.which("qemu-img") is None)
+
+    stub_dir = tmp_path / "stub"
+    stub_dir.mkdir()
+    (stub_dir / "qemu-img").write_text("#!/bin/sh\nexit 0\n")
+    (stub_dir / "qemu-img").chmod(0o755)
+    newer = run("preflight", {**env, **arm, "FAKE_VBOX_VERSION": "7.1.4r165100"}, PATH=f"{stub_dir}:{env['PATH']}")
+    assert newer.returncode == 0, newer.stderr

@@ -19,6 +19,8 @@ else
   elif [ "${have_major:-0}" -lt "$want_major" ] ||
     { [ "${have_major:-0}" -eq "$want_major" ] && [ "${have_minor:-0}" -lt "$want_minor" ]; }; then
     problem "VirtualBox ${vbox_version} is too old: meshlab needs ${MESHLAB_VBOX_MIN} or newer"
+  elif [ "$MESHLAB_GUEST_ARCH" = arm64 ] && [ "$have_major" -eq 7 ] && [ "${have_minor:-0}" -lt 1 ]; then
+    problem "VirtualBox ${vbox_version} cannot run arm64 guests: use 7.1 or newer"
   fi
 fi
 command -v curl >/dev/null 2>&1 || problem "curl is not on PATH: it downloads the Ubuntu cloud image"

@@ -25,8 +25,11 @@ if ! vm_exists "$vm"; then
     # Left behind by an interrupted run: adopt it instead of failing on the existing folder.
     VBoxManage registervm "$settings_file"
   else
+    # --platform-architecture exists from VirtualBox 7.1, which arm guests need anyway.
+    platform_args=()
+    [ "$MESHLAB_PLATFORM" = x86 ] || platform_args=(--platform-architecture="$MESHLAB_PLATFORM")
     VBoxManage createvm --name="$vm" --groups="$MESHLAB_VM_GROUP" --ostype="$MESHLAB_OS_TYPE" \
-      --platform-architecture="$MESHLAB_PLATFORM" --register >/dev/null
+      ${platform_args[@]+"${platform_args[@]}"} --register >/dev/null
   fi
 fi
 
