@@ -7,7 +7,6 @@ tmp_path; the fake appends every call to a log the tests inspect.
 from __future__ import annotations
 
 import hashlib
-import io
 import json
 import os
 import shutil
@@ -17,10 +16,10 @@ import sys
 from pathlib import Path
 from typing import Any
 
-import pycdlib
 import pytest
 
 from components.hosts.scripts import STEPS, render_script
+from tests.test_seed_iso import read_seed_file
 
 REPO = Path(__file__).resolve().parents[1]
 FAKES = REPO / "tests" / "fakes"
@@ -495,17 +494,6 @@ SEED_DOCUMENTS = {
 }
 
 
-def read_iso_file(iso_path: Path, rr_path: str) -> str:
-    iso = pycdlib.PyCdlib()
-    iso.open(str(iso_path))
-    try:
-        output = io.BytesIO()
-        iso.get_file_from_iso_fp(output, rr_path=rr_path)
-        return output.getvalue().decode()
-    finally:
-        iso.close()
-
-
 def test_seed_create_writes_the_iso_and_seed_delete_removes_it(env: dict[str, str]) -> None:
     seed_env = {**env, "MESHLAB_VM_NAME": VM, "MESHLAB_PYTHON": sys.executable}
     iso_path = Path(env["MESHLAB_CACHE_DIR"]) / "seeds" / f"{VM}.iso"
@@ -515,7 +503,7 @@ def test_seed_create_writes_the_iso_and_seed_delete_removes_it(env: dict[str, st
     assert created.returncode == 0, created.stderr
     assert created.stdout == f"{iso_path}\n"
     for name, text in SEED_DOCUMENTS.items():
-        assert read_iso_file(iso_path, f"/{name}") == text
+        assert read_seed_file(iso_path.read_bytes(), name) == text
 
     deleted = run("seed_delete", seed_env)
     assert deleted.returncode == 0, deleted.stderr

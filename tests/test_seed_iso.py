@@ -20,7 +20,8 @@ DOCUMENTS = {
 }
 
 
-def _read(image: bytes, name: str) -> str:
+def read_seed_file(image: bytes, name: str) -> str:
+    """A file of a seed ISO by its Rock Ridge name; checks Joliet agrees and the CIDATA label."""
     iso = pycdlib.PyCdlib()
     iso.open_fp(io.BytesIO(image))
     try:
@@ -38,12 +39,12 @@ def _read(image: bytes, name: str) -> str:
 def test_iso_carries_each_document_under_its_real_name():
     image = build_seed_iso(DOCUMENTS)
     for name, text in DOCUMENTS.items():
-        assert _read(image, name) == text
+        assert read_seed_file(image, name) == text
 
 
 def test_network_config_is_optional_but_user_and_meta_data_are_not():
     image = build_seed_iso({k: v for k, v in DOCUMENTS.items() if k != "network-config"})
-    assert _read(image, "user-data") == DOCUMENTS["user-data"]
+    assert read_seed_file(image, "user-data") == DOCUMENTS["user-data"]
     with pytest.raises(ValueError, match="meta-data"):
         build_seed_iso({"user-data": "#cloud-config\n"})
     with pytest.raises(ValueError, match="vendor-data"):
@@ -61,7 +62,7 @@ def test_command_line_writes_the_iso(tmp_path):
         check=False,
     )
     assert result.returncode == 0, result.stderr
-    assert _read(target.read_bytes(), "meta-data") == DOCUMENTS["meta-data"]
+    assert read_seed_file(target.read_bytes(), "meta-data") == DOCUMENTS["meta-data"]
     assert [p.name for p in target.parent.iterdir()] == ["vm.iso"]  # no temporary file left behind
 
 
