@@ -160,7 +160,8 @@ def test_macs_are_unique_unicast_and_locally_administered(rendered):
 def _cloud_config_validator() -> Any:
     if not CLOUD_INIT_SITE.is_dir():
         return None
-    sys.path.insert(0, str(CLOUD_INIT_SITE))
+    if str(CLOUD_INIT_SITE) not in sys.path:
+        sys.path.insert(0, str(CLOUD_INIT_SITE))
     # Imported here: the package is unpacked into .cache, not installed.
     from cloudinit.config.schema import get_schema, validate_cloudconfig_schema  # noqa: PLC0415
 

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import json
 import runpy
-from collections.abc import Mapping
-from dataclasses import dataclass, field
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -136,7 +136,6 @@ class LabMocks(pulumi_mocks.Mocks):
 class Rendering:
     stack: str
     registrations: list[Registration]
-    outputs: dict[str, Any] = field(default_factory=dict)
 
     def resources(self) -> list[Registration]:
         """Everything but the root stack, in deterministic (URN) order."""
@@ -149,8 +148,16 @@ class Rendering:
         return {r.urn: r for r in self.registrations}
 
     def descendants(self, urn: str) -> list[Registration]:
-        children = [r for r in self.resources() if r.parent == urn]
-        return [grandchild for child in children for grandchild in [child, *self.descendants(child.urn)]]
+        children: dict[str, list[Registration]] = {}
+        for resource in self.resources():
+            children.setdefault(resource.parent, []).append(resource)
+
+        def walk(parent: str) -> Iterator[Registration]:
+            for child in children.get(parent, []):
+                yield child
+                yield from walk(child.urn)
+
+        return list(walk(urn))
 
 
 def _config_wire_value(value: Any) -> str:

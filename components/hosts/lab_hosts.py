@@ -27,14 +27,6 @@ class HostsOutput:
     ssh: SshAccess
     host_only_interface: str
 
-    @property
-    def servers(self) -> list[VirtualBoxVm]:
-        return [vm for vm in self.vms if vm.role == "server"]
-
-    @property
-    def agents(self) -> list[VirtualBoxVm]:
-        return [vm for vm in self.vms if vm.role == "agent"]
-
 
 class LabHosts(pulumi.ComponentResource):
     def __init__(self, name: str, *, settings: Settings, stack: str, opts: pulumi.ResourceOptions | None = None):
