@@ -73,6 +73,7 @@ def _empty_is_none(value: Any) -> Any:
 Servers = list[Annotated[NodeSpec, BeforeValidator(_parse_node("server"))]]
 Agents = list[Annotated[NodeSpec, BeforeValidator(_parse_node("agent"))]]
 OptionalAddress = Annotated[IPv4Address | None, BeforeValidator(_empty_is_none)]
+OptionalNetwork = Annotated[IPv4Network | None, BeforeValidator(_empty_is_none)]
 
 
 @dataclass(frozen=True)
@@ -182,6 +183,34 @@ class AccessSettings(_Section):
     )
 
 
+class ClusterSettings(_Section):
+    """RKE2, Cilium, kube-vip and the NFS export on the first server."""
+
+    rke2_version: str = Field(
+        default=versions.RKE2,
+        description="RKE2 release. Raising it upgrades servers one at a time, then agents; "
+        "older than the pinned release is refused.",
+    )
+    api_dns_name: str = Field(
+        default="", description="An extra DNS name for the API server certificate (tls-san); empty for none."
+    )
+    etcd_snapshot_schedule: str = Field(
+        default="0 */6 * * *", description="Cron schedule (5 fields) of automatic etcd snapshots on every server."
+    )
+    etcd_snapshot_retention: int = Field(default=12, description="How many etcd snapshots each server keeps.")
+    hubble_enabled: bool = Field(default=True, description="Hubble flow visibility, with its relay and UI.")
+    cilium_operator_replicas: int = Field(default=2, description="Cilium operator replicas (at most one per node).")
+    nfs_export_path: str = Field(
+        default="/srv/nfs/kubedata", description="Directory the first server exports over NFS for dynamic volumes."
+    )
+    nfs_allowed_cidr: OptionalNetwork = Field(
+        default=None, description="Clients allowed to mount the NFS export; empty means the host-only subnet."
+    )
+    node_ready_timeout_seconds: int = Field(
+        default=900, description="How long each RKE2 start, join or upgrade may take before it fails."
+    )
+
+
 class Settings(BaseModel):
     """The whole validated settings tree."""
 
@@ -190,12 +219,14 @@ class Settings(BaseModel):
     topology: TopologySettings
     network: NetworkSettings
     access: AccessSettings
+    cluster: ClusterSettings
 
 
 SECTIONS: dict[str, type[_Section]] = {
     "topology": TopologySettings,
     "network": NetworkSettings,
     "access": AccessSettings,
+    "cluster": ClusterSettings,
 }
 
 
@@ -224,4 +255,3 @@ def unused_dhcp_address(network: NetworkSettings, nodes: list[NodeSpec]) -> IPv4
         if address not in taken and address not in network.metallb_pool:
             return address
     raise ValueError("no free address left in the host-only subnet")
-

@@ -12,10 +12,12 @@ from dataclasses import dataclass
 from ipaddress import IPv4Address, IPv4Network
 from typing import Any
 
+from config import versions
 from config.settings import (
     ETCD_SERVER_COUNTS,
     MINIMUM_RESOURCES,
     VIRTUALBOX_NAT,
+    ClusterSettings,
     NetworkSettings,
     NodeSpec,
     Settings,
@@ -25,6 +27,12 @@ from config.settings import (
 )
 
 _USERNAME = re.compile(r"^[a-z_][a-z0-9_-]{0,31}$")
+_RKE2_VERSION = re.compile(r"^v(\d+)\.(\d+)\.(\d+)\+rke2r(\d+)$")
+_DNS_NAME = re.compile(r"^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*$")
+_CRON_FIELD = re.compile(r"^[0-9*/,-]+$")
+# Safe to put into /etc/exports and a shell line unquoted.
+_EXPORT_PATH = re.compile(r"^(/[A-Za-z0-9._-]+)+$")
+MINIMUM_READY_TIMEOUT_SECONDS = 60
 
 
 @dataclass(frozen=True)
@@ -167,9 +175,82 @@ def check_network(network: NetworkSettings, topology: TopologySettings) -> Itera
                 yield Problem(key, cidr, f"overlaps {other_key} ({other})")
 
 
+def rke2_version_key(version: str) -> tuple[int, int, int, int] | None:
+    """(major, minor, patch, rke2 revision) of `v1.32.7+rke2r1`, or None when malformed."""
+    match = _RKE2_VERSION.match(version)
+    if not match:
+        return None
+    major, minor, patch, revision = (int(part) for part in match.groups())
+    return major, minor, patch, revision
+
+
+def check_cluster(cluster: ClusterSettings, network: NetworkSettings, topology: TopologySettings) -> Iterator[Problem]:
+    wanted = rke2_version_key(cluster.rke2_version)
+    pinned = rke2_version_key(versions.RKE2)
+    if pinned is None:  # pragma: no cover - a programming error caught by the tests
+        raise RuntimeError(f"config/versions.py pins a malformed RKE2 version {versions.RKE2!r}")
+    if wanted is None:
+        yield Problem(config_key("rke2_version"), cluster.rke2_version, "expected an RKE2 release like v1.32.7+rke2r1")
+    elif wanted < pinned:
+        yield Problem(
+            config_key("rke2_version"),
+            cluster.rke2_version,
+            f"older than the pinned {versions.RKE2}: RKE2 does not support downgrades (restore a snapshot instead)",
+        )
+    elif wanted[:2] > (pinned[0], pinned[1] + 1):
+        yield Problem(
+            config_key("rke2_version"),
+            cluster.rke2_version,
+            f"Kubernetes upgrades one minor version at a time: from {versions.RKE2} go to v1.{pinned[1] + 1}.x first",
+        )
+
+    if cluster.api_dns_name and not _DNS_NAME.match(cluster.api_dns_name):
+        yield Problem(config_key("api_dns_name"), cluster.api_dns_name, "not a DNS name (lowercase, dot-separated)")
+    fields = cluster.etcd_snapshot_schedule.split()
+    if len(fields) != 5 or not all(_CRON_FIELD.match(field) for field in fields):
+        yield Problem(
+            config_key("etcd_snapshot_schedule"),
+            cluster.etcd_snapshot_schedule,
+            "expected a 5-field cron expression such as '0 */6 * * *'",
+        )
+    if cluster.etcd_snapshot_retention < 1:
+        yield Problem(config_key("etcd_snapshot_retention"), cluster.etcd_snapshot_retention, "keep at least 1")
+    node_count = len(topology.nodes)
+    if not 1 <= cluster.cilium_operator_replicas <= node_count:
+        yield Problem(
+            config_key("cilium_operator_replicas"),
+            cluster.cilium_operator_replicas,
+            f"must be between 1 and the node count ({node_count}): replicas never share a node",
+        )
+    if not _EXPORT_PATH.match(cluster.nfs_export_path):
+        yield Problem(
+            config_key("nfs_export_path"),
+            cluster.nfs_export_path,
+            "expected an absolute path below / of letters, digits, '.', '_' and '-'",
+        )
+    allowed = cluster.nfs_allowed_cidr or network.host_only_cidr
+    outside = [node.name for node in topology.nodes if node.ip not in allowed]
+    if outside:
+        yield Problem(
+            config_key("nfs_allowed_cidr"),
+            allowed,
+            f"nodes {', '.join(outside)} could not mount the export; include every node IP",
+        )
+    if cluster.node_ready_timeout_seconds < MINIMUM_READY_TIMEOUT_SECONDS:
+        yield Problem(
+            config_key("node_ready_timeout_seconds"),
+            cluster.node_ready_timeout_seconds,
+            f"at least {MINIMUM_READY_TIMEOUT_SECONDS} s: an RKE2 server takes minutes to start",
+        )
+
+
 def validate(settings: Settings) -> list[Problem]:
     """Every cross-field problem of a parsed settings tree (empty when valid)."""
-    problems = [*check_topology(settings.topology), *check_network(settings.network, settings.topology)]
+    problems = [
+        *check_topology(settings.topology),
+        *check_network(settings.network, settings.topology),
+        *check_cluster(settings.cluster, settings.network, settings.topology),
+    ]
     if not problems:
         try:
             unused_dhcp_address(settings.network, settings.topology.nodes)

@@ -13,11 +13,27 @@ GuestArch = Literal["amd64", "arm64"]
 
 RKE2 = "v1.32.7+rke2r1"
 KUBERNETES = "v1.32.7"
+# The installer reads INSTALL_RKE2_VERSION and checks the release tarball against the release's
+# own sha256sum file, so a pinned version is also a verified one.
+RKE2_INSTALL_URL = "https://get.rke2.io"
+# Where the RKE2 release and the lab's images come from; every node checks it can reach each
+# one before RKE2 is installed (a registry answers /v2/ with 401, which is fine).
+REGISTRY_ENDPOINTS = (
+    "https://github.com",  # RKE2 release tarballs and checksums
+    "https://registry-1.docker.io/v2/",  # RKE2 system images (incl. Cilium), Istio, Grafana, nginx
+    "https://ghcr.io/v2/",  # kube-vip
+    "https://quay.io/v2/",  # MetalLB, Prometheus, Kiali
+    "https://registry.k8s.io/v2/",  # nfs-subdir-external-provisioner, kube-state-metrics
+    "https://reg.kyverno.io/v2/",  # Kyverno
+)
 # RKE2 v1.32.7+rke2r1 bundles rke2-cilium 1.17.600, whose appVersion is Cilium 1.17.6.
 RKE2_CILIUM_CHART = "1.17.600"
 CILIUM = "1.17.6"
 ISTIO = "1.27.0"
 GATEWAY_API = "v1.3.0"
+# kube-vip runs as a static pod on each server (control-plane VIP only); see lab-spec §2.5.
+KUBE_VIP = "v1.0.4"
+KUBE_VIP_IMAGE = f"ghcr.io/kube-vip/kube-vip:{KUBE_VIP}"
 METALLB_CHART = "0.15.2"
 NFS_PROVISIONER_CHART = "4.0.18"
 KIALI_CHART = "2.14.0"

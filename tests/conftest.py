@@ -25,14 +25,19 @@ from config.loader import StackConfig, read_stack_file  # noqa: E402
 from tools.render import Rendering, render, stack_file, with_overrides  # noqa: E402
 
 # Registrations per stack that are not per-node: LabHosts, the SSH key, and the preflight,
-# network and image components with one command each.
-FIXED_RESOURCES = 8
-# Per node: the VirtualBoxVm component, its seed, VM, SSH-wait and cloud-init steps.
-RESOURCES_PER_NODE = 5
+# network and image components with one command each; Rke2Cluster, its token, NFS server
+# component and command, readiness and kubeconfig steps, and the Kubernetes provider.
+FIXED_RESOURCES = 8 + 7
+# Per node: the VirtualBoxVm component, its seed, VM, SSH-wait and cloud-init steps, then the
+# Rke2Node component with preflight, prepare, install, files, start and upgrade steps and one
+# copy per file (config.yaml; servers also the Cilium HelmChartConfig and kube-vip).
+RESOURCES_PER_SERVER = 5 + 7 + 3
+RESOURCES_PER_AGENT = 5 + 7 + 1
 
 
-def expected_resource_count(nodes: int, generated_key: bool = True) -> int:
-    return FIXED_RESOURCES - (0 if generated_key else 1) + RESOURCES_PER_NODE * nodes
+def expected_resource_count(servers: int, agents: int, generated_key: bool = True) -> int:
+    fixed = FIXED_RESOURCES - (0 if generated_key else 1)
+    return fixed + RESOURCES_PER_SERVER * servers + RESOURCES_PER_AGENT * agents
 
 
 @pytest.fixture(scope="session")
@@ -44,6 +49,7 @@ def _checked(rendering: Rendering) -> Rendering:
     resources = rendering.resources()
     assert resources, "the program registered nothing: are the mocks set?"
     assert any(r.type == "meshlab:hosts:LabHosts" for r in resources)
+    assert any(r.type == "meshlab:cluster:Rke2Cluster" for r in resources)
     return rendering
 
 

@@ -39,7 +39,7 @@ def test_plan_json_from_the_command_line():
     document = json.loads(result.stdout)
     assert document["stack"] == "lab"
     resources = document["resources"]
-    assert len(resources) == expected_resource_count(6)
+    assert len(resources) == expected_resource_count(3, 3)
     assert all(set(r) == {"urn", "type", "name", "parent", "dependencies", "inputs"} for r in resources)
     vms = [r for r in resources if r["type"] == "meshlab:hosts:VirtualBoxVm"]
     assert {vm["name"]: vm["inputs"]["ip"] for vm in vms} == LAB_NODES
@@ -57,15 +57,16 @@ def test_plan_is_deterministic(capsys):
         assert plan.main(["lab", "--json"]) == 0
         outputs.append(capsys.readouterr().out)
     assert outputs[0] == outputs[1]
-    assert len(json.loads(outputs[0])["resources"]) == expected_resource_count(6)
+    assert len(json.loads(outputs[0])["resources"]) == expected_resource_count(3, 3)
 
 
 def test_plan_tree_shows_every_resource_under_its_parent(capsys):
     assert plan.main(["staging"]) == 0
     lines = capsys.readouterr().out.splitlines()
-    assert lines[0] == f"stack staging: {expected_resource_count(5)} resources"
-    assert len(lines) == 1 + expected_resource_count(5)
-    assert lines[1] == "└─ hosts  [meshlab:hosts:LabHosts]"
+    assert lines[0] == f"stack staging: {expected_resource_count(3, 2)} resources"
+    assert len(lines) == 1 + expected_resource_count(3, 2)
+    assert lines[1] == "├─ cluster  [meshlab:cluster:Rke2Cluster]"
+    assert "└─ hosts  [meshlab:hosts:LabHosts]" in lines
     vm_line = next(i for i, line in enumerate(lines) if "stg-agent1  [meshlab:hosts:VirtualBoxVm]" in line)
     assert "stg-agent1-vm  [command:local:Command]" in "\n".join(lines[vm_line + 1 : vm_line + 5])
 

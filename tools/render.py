@@ -37,6 +37,27 @@ _UNKNOWN = "04da6b54-80e4-46f7-96ec-b56ff0331ba9"
 # Values a mock provider returns for outputs the program reads; shaped like the real ones.
 MOCK_PUBLIC_KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIMockMockMockMockMockMockMockMockMockMockMock meshlab-mock"
 MOCK_PRIVATE_KEY = "-----BEGIN OPENSSH PRIVATE KEY-----\nmock\n-----END OPENSSH PRIVATE KEY-----\n"
+# What RKE2 writes to /etc/rancher/rke2/rke2.yaml, with the credentials cut short.
+MOCK_KUBECONFIG = """\
+apiVersion: v1
+kind: Config
+clusters:
+- cluster:
+    certificate-authority-data: bW9jaw==
+    server: https://127.0.0.1:6443
+  name: default
+contexts:
+- context:
+    cluster: default
+    user: default
+  name: default
+current-context: default
+users:
+- name: default
+  user:
+    client-certificate-data: bW9jaw==
+    client-key-data: bW9jaw==
+"""
 
 
 @dataclass(frozen=True)
@@ -52,6 +73,8 @@ class Registration:
     inputs: dict[str, Any]
     secret_paths: list[str]
     delete_before_replace: bool
+    deleted_with: str = ""
+    ignore_changes: tuple[str, ...] = ()
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -112,6 +135,8 @@ class RecordingMonitor(pulumi_mocks.MockMonitor):
                 inputs=inputs,
                 secret_paths=sorted(secret_paths),
                 delete_before_replace=request.deleteBeforeReplace,
+                deleted_with=request.deletedWith,
+                ignore_changes=tuple(request.ignoreChanges),
             )
         )
         return response
@@ -125,7 +150,9 @@ class LabMocks(pulumi_mocks.Mocks):
         if args.typ == "tls:index/privateKey:PrivateKey":
             outputs.update(publicKeyOpenssh=MOCK_PUBLIC_KEY, privateKeyOpenssh=MOCK_PRIVATE_KEY)
         if args.typ.startswith("command:"):
-            outputs.update(stdout=f"{args.name} done", stderr="")
+            # The cluster layer's kubeconfig step is the one command whose output the program parses.
+            stdout = MOCK_KUBECONFIG if args.name.endswith("-kubeconfig") else f"{args.name} done"
+            outputs.update(stdout=stdout, stderr="")
         return f"{args.name}-id", outputs
 
     def call(self, args: pulumi_mocks.MockCallArgs) -> tuple[dict[str, Any], list[tuple[str, str]] | None]:
@@ -181,6 +208,7 @@ def render(
     )
     runtime_settings.SETTINGS.rpc_manager.clear()
     runtime_settings.SETTINGS.outputs.clear()
+
     def program() -> None:
         runpy.run_path(str(main), run_name="__main__")
 

@@ -1,0 +1,164 @@
+"""`meshlab:cluster:Rke2Node`: one VM, from bare Ubuntu to a Ready RKE2 node.
+
+preflight -> prepare -> (install, copy files -> place files) -> start -> upgrade. Start is
+where the join order is enforced (the cluster passes in what each node starts after); upgrade
+does nothing on create and runs only when the RKE2 version changes, one node at a time.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import pulumi
+
+from components.cluster.files import CONFIG_FILE, JoinRole, NodeFile, digest
+from components.cluster.steps import NodeTarget, node_step, staged_copy
+from config import versions
+from config.settings import HOST_ONLY_INTERFACE, Settings
+
+SERVER_PORTS = (6443, 9345, 10250, 2379, 2380, 2381)
+AGENT_PORTS = (10250,)
+TIME_SYNC_TIMEOUT_SECONDS = 120
+
+
+def staging_dir(ssh_user: str) -> str:
+    return f"/home/{ssh_user}/.meshlab-staging"
+
+
+class Rke2Node(pulumi.ComponentResource):
+    def __init__(
+        self,
+        name: str,
+        *,
+        target: NodeTarget,
+        join_role: JoinRole,
+        settings: Settings,
+        ssh_user: str,
+        config: pulumi.Output[str],
+        config_digest: str,
+        server_files: dict[NodeFile, str],
+        start_after: Sequence[pulumi.Resource],
+        upgrade_after: Sequence[pulumi.Resource],
+        opts: pulumi.ResourceOptions | None = None,
+    ) -> None:
+        rke2_type = "agent" if join_role == "agent" else "server"
+        super().__init__(
+            "meshlab:cluster:Rke2Node",
+            name,
+            {"node": target.name, "ip": target.ip, "joinRole": join_role, "rke2Version": settings.cluster.rke2_version},
+            opts,
+        )
+        self.target = target
+        self.join_role = join_role
+        cluster = settings.cluster
+        service = f"rke2-{rke2_type}"
+        staging = staging_dir(ssh_user)
+        timeout = str(cluster.node_ready_timeout_seconds)
+
+        self.preflight = node_step(
+            f"{name}-preflight",
+            target=target,
+            script="node_preflight",
+            inputs={
+                "MESHLAB_NODE_NAME": target.name,
+                "MESHLAB_NODE_IP": target.ip,
+                "MESHLAB_INTERFACE": HOST_ONLY_INTERFACE,
+                "MESHLAB_PORTS": " ".join(
+                    str(port) for port in (AGENT_PORTS if rke2_type == "agent" else SERVER_PORTS)
+                ),
+                "MESHLAB_ENDPOINTS": " ".join((versions.RKE2_INSTALL_URL, *versions.REGISTRY_ENDPOINTS)),
+                "MESHLAB_TIME_SYNC_TIMEOUT_SECONDS": str(TIME_SYNC_TIMEOUT_SECONDS),
+            },
+            parent=self,
+        )
+        self.prepare = node_step(
+            f"{name}-prepare",
+            target=target,
+            script="node_prepare",
+            inputs={"MESHLAB_ROLE": rke2_type, "MESHLAB_SSH_USER": ssh_user, "MESHLAB_STAGING_DIR": staging},
+            parent=self,
+            depends_on=[self.preflight],
+        )
+        install_inputs = {
+            "MESHLAB_RKE2_VERSION": cluster.rke2_version,
+            "MESHLAB_RKE2_TYPE": rke2_type,
+            "MESHLAB_RKE2_INSTALL_URL": versions.RKE2_INSTALL_URL,
+        }
+        self.install = node_step(
+            f"{name}-install",
+            target=target,
+            script="rke2_install",
+            delete_script="rke2_uninstall",
+            inputs=install_inputs,
+            parent=self,
+            depends_on=[self.prepare],
+            # A new role is a new installation; a new version is the upgrade step's job.
+            triggers=[rke2_type],
+            ignore_changes=["create"],
+        )
+
+        files: dict[NodeFile, pulumi.Input[str]] = {CONFIG_FILE: config, **server_files}
+        copies = [
+            staged_copy(
+                f"{name}-copy-{file.name.removesuffix('.yaml')}",
+                target=target,
+                content=content,
+                remote_path=f"{staging}/{file.name}",
+                parent=self,
+                depends_on=[self.prepare],
+            )
+            for file, content in files.items()
+        ]
+        # Digests of what the files say (the token aside), so a changed file re-runs the step.
+        contents_digest = digest(config_digest + "".join(digest(text) for text in server_files.values()))
+        file_lines = "\n".join(f"{file.name} {file.destination} {file.mode}" for file in files)
+        self.files = node_step(
+            f"{name}-files",
+            target=target,
+            script="files_place",
+            delete_script="files_remove",
+            inputs={
+                "MESHLAB_STAGING_DIR": staging,
+                "MESHLAB_FILES": file_lines,
+                "MESHLAB_FILES_DIGEST": contents_digest,
+            },
+            parent=self,
+            depends_on=copies,
+        )
+
+        start_inputs = {
+            "MESHLAB_SERVICE": service,
+            "MESHLAB_NODE_NAME": target.name,
+            "MESHLAB_CONFIG_DIGEST": config_digest,
+            "MESHLAB_TIMEOUT_SECONDS": timeout,
+        }
+        if join_role == "first-server":
+            start_inputs |= {
+                "MESHLAB_WAIT_FOR_VIP": str(settings.network.api_vip),
+                "MESHLAB_INTERFACE": HOST_ONLY_INTERFACE,
+            }
+        self.started = node_step(
+            f"{name}-start",
+            target=target,
+            script="rke2_start",
+            inputs=start_inputs,
+            parent=self,
+            depends_on=[self.install, self.files, *start_after],
+        )
+        self.upgraded = node_step(
+            f"{name}-upgrade",
+            target=target,
+            script="rke2_upgrade",
+            update_script="rke2_upgrade",
+            # Nothing to do at creation: the install step put this version there.
+            create=f"echo 'RKE2 {cluster.rke2_version} was installed by {name}-install'",
+            inputs={
+                **install_inputs,
+                "MESHLAB_SERVICE": service,
+                "MESHLAB_NODE_NAME": target.name,
+                "MESHLAB_TIMEOUT_SECONDS": timeout,
+            },
+            parent=self,
+            depends_on=[self.started, *upgrade_after],
+        )
+        self.register_outputs({"node": target.name, "joinRole": join_role})

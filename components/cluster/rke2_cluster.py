@@ -1,0 +1,183 @@
+"""`meshlab:cluster:Rke2Cluster`: an HA RKE2 cluster (CIS profile) with Cilium, kube-vip and NFS.
+
+Join order: the first server starts first and waits until kube-vip answers on the VIP; the
+other servers join through the VIP one at a time; agents join in parallel once the first
+server is Ready. Upgrades follow a separate chain: servers one at a time, then agents one at
+a time. The layer is done when every node is Ready and Cilium has rolled out; it hands the
+layers above a `ClusterAccess`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pulumi
+import pulumi_kubernetes as k8s
+import pulumi_random as random
+from pulumi_command import remote
+
+from components.cluster.files import (
+    ADMIN_KUBECONFIG_PATH,
+    CILIUM_FILE,
+    KUBE_VIP_FILE,
+    JoinRole,
+    api_endpoint,
+    cilium_helm_chart_config,
+    digest,
+    kube_vip_manifest,
+    nfs_export_line,
+    rewrite_kubeconfig,
+    rke2_config,
+)
+from components.cluster.nfs import NfsExport, NfsServer
+from components.cluster.node import Rke2Node
+from components.cluster.steps import NodeTarget, node_step
+from components.hosts.lab_hosts import HostsOutput
+from config.settings import NAMESPACE, Settings
+
+TOKEN_LENGTH = 64
+
+
+@dataclass(frozen=True)
+class ClusterAccess:
+    """What the layers above need from the cluster layer."""
+
+    name: str
+    provider: k8s.Provider
+    api_endpoint: str
+    kubeconfig: pulumi.Output[str]  # always a secret
+    # Every node Ready and Cilium rolled out: anything that needs a working cluster waits for it.
+    ready: pulumi.Resource
+    nfs: NfsExport
+    host_only_interface: str
+
+
+def cilium_workloads(settings: Settings) -> list[str]:
+    workloads = ["daemonset/cilium", "deployment/cilium-operator"]
+    if settings.cluster.hubble_enabled:
+        workloads += ["deployment/hubble-relay", "deployment/hubble-ui"]
+    return workloads
+
+
+class Rke2Cluster(pulumi.ComponentResource):
+    def __init__(
+        self,
+        name: str,
+        *,
+        hosts: HostsOutput,
+        settings: Settings,
+        stack: str,
+        opts: pulumi.ResourceOptions | None = None,
+    ) -> None:
+        servers = [vm for vm in hosts.vms if vm.role == "server"]
+        agents = [vm for vm in hosts.vms if vm.role == "agent"]
+        super().__init__(
+            "meshlab:cluster:Rke2Cluster",
+            name,
+            {
+                "rke2Version": settings.cluster.rke2_version,
+                "apiEndpoint": api_endpoint(settings),
+                "servers": [vm.node.name for vm in servers],
+                "agents": [vm.node.name for vm in agents],
+            },
+            opts,
+        )
+        self.cluster_name = f"{NAMESPACE}-{stack}"
+        token = random.RandomPassword(
+            f"{name}-token", length=TOKEN_LENGTH, special=False, opts=pulumi.ResourceOptions(parent=self)
+        )
+        server_files = {CILIUM_FILE: cilium_helm_chart_config(settings), KUBE_VIP_FILE: kube_vip_manifest(settings)}
+
+        def node(
+            vm_index: int, role: JoinRole, start_after: list[pulumi.Resource], upgrade_after: list[pulumi.Resource]
+        ) -> Rke2Node:
+            vm = hosts.vms[vm_index]
+            return Rke2Node(
+                f"{name}-{vm.node.name}",
+                target=NodeTarget.of(vm, hosts.ssh),
+                join_role=role,
+                settings=settings,
+                ssh_user=hosts.ssh.user,
+                config=pulumi.Output.secret(
+                    token.result.apply(lambda secret: rke2_config(vm.node, role, settings, secret))
+                ),
+                # The token never changes, so a digest of everything else tracks the file.
+                config_digest=digest(rke2_config(vm.node, role, settings, "")),
+                server_files=server_files if role != "agent" else {},
+                start_after=start_after,
+                upgrade_after=upgrade_after,
+                opts=pulumi.ResourceOptions(parent=self),
+            )
+
+        self.nodes: list[Rke2Node] = []
+        start_after: list[pulumi.Resource] = []
+        upgrade_after: list[pulumi.Resource] = []
+        for index, vm in enumerate(servers):
+            server = node(hosts.vms.index(vm), "first-server" if index == 0 else "server", start_after, upgrade_after)
+            start_after, upgrade_after = [server.started], [server.upgraded]
+            self.nodes.append(server)
+        first_server = self.nodes[0]
+        for vm in agents:
+            agent = node(hosts.vms.index(vm), "agent", [first_server.started], upgrade_after)
+            upgrade_after = [agent.upgraded]
+            self.nodes.append(agent)
+
+        export_path, allowed_clients = nfs_export_line(settings)
+        self.nfs = NfsServer(
+            f"{name}-nfs",
+            target=first_server.target,
+            path=export_path,
+            allowed_clients=allowed_clients,
+            depends_on=[first_server.prepare],
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+
+        self.ready = node_step(
+            f"{name}-ready",
+            target=first_server.target,
+            script="cluster_ready",
+            inputs={
+                "MESHLAB_NODES": " ".join(n.target.name for n in self.nodes),
+                "MESHLAB_TIMEOUT_SECONDS": str(settings.cluster.node_ready_timeout_seconds),
+                "MESHLAB_WORKLOADS": " ".join(cilium_workloads(settings)),
+            },
+            parent=self,
+            depends_on=[n.started for n in self.nodes],
+        )
+        # Logging off and stdout secret: the admin kubeconfig holds a client key.
+        read_kubeconfig = remote.Command(
+            f"{name}-kubeconfig",
+            connection=first_server.target.connection,
+            create=f"sudo -n cat {ADMIN_KUBECONFIG_PATH}",
+            logging=remote.Logging.NONE,
+            triggers=[first_server.target.vm.uuid],
+            opts=pulumi.ResourceOptions(
+                parent=self,
+                depends_on=[self.ready],
+                deleted_with=first_server.target.vm.machine,
+                additional_secret_outputs=["stdout", "stderr"],
+            ),
+        )
+        endpoint = api_endpoint(settings)
+        cluster_name = self.cluster_name
+        self.kubeconfig: pulumi.Output[str] = pulumi.Output.secret(
+            read_kubeconfig.stdout.apply(lambda text: rewrite_kubeconfig(text, endpoint, cluster_name))
+        )
+        # With a cluster identifier, a new kubeconfig (e.g. a rotated client certificate) updates the
+        # provider instead of replacing it and everything deployed through it.
+        self.provider = k8s.Provider(
+            f"{name}-kubernetes",
+            kubeconfig=self.kubeconfig,
+            cluster_identifier=self.cluster_name,
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[self.ready]),
+        )
+        self.access = ClusterAccess(
+            name=self.cluster_name,
+            provider=self.provider,
+            api_endpoint=endpoint,
+            kubeconfig=self.kubeconfig,
+            ready=self.ready,
+            nfs=self.nfs.export,
+            host_only_interface=hosts.host_only_interface,
+        )
+        self.register_outputs({"apiEndpoint": endpoint, "kubeconfig": self.kubeconfig, "nodes": len(self.nodes)})
