@@ -1,0 +1,112 @@
+"""A resource as the validators see it, and tolerant readers for Kubernetes-shaped data.
+
+Values come from three places: Pulumi inputs (CrossGuard wraps them in read-only Mapping and
+Sequence proxies, not dict and list), recorded mock registrations, and YAML manifests. The readers
+accept any Mapping or non-string Sequence and treat anything else as absent, so a malformed field
+is reported by the check that needs it rather than crashing the whole policy.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+CORE_GROUP = "core"
+DEFAULT_NAMESPACE = "default"
+
+
+def mapping(value: object) -> Mapping[str, Any]:
+    return value if isinstance(value, Mapping) else {}
+
+
+def items(value: object) -> list[Any]:
+    if isinstance(value, Sequence) and not isinstance(value, str | bytes):
+        return list(value)
+    return []
+
+
+def text(value: object) -> str:
+    return value if isinstance(value, str) else ""
+
+
+def quoted(names: Sequence[str]) -> str:
+    return ", ".join(f'"{name}"' for name in names)
+
+
+@dataclass(frozen=True)
+class KubeType:
+    """The group, version and kind of a `kubernetes:<group>/<version>:<Kind>` type token."""
+
+    group: str
+    version: str
+    kind: str
+
+    def token(self) -> str:
+        return f"kubernetes:{self.group}/{self.version}:{self.kind}"
+
+
+def kube_type(token: str) -> KubeType | None:
+    provider, _, rest = token.partition(":")
+    module, _, kind = rest.partition(":")
+    group, _, version = module.rpartition("/")
+    if provider != "kubernetes" or not (group and version and kind):
+        return None
+    return KubeType(group, version, kind)
+
+
+def type_of_manifest(api_version: str, kind: str) -> KubeType:
+    """The type token a Kubernetes object would get in Pulumi: `v1` is the core group."""
+    group, _, version = api_version.rpartition("/")
+    return KubeType(group or CORE_GROUP, version, kind)
+
+
+@dataclass(frozen=True)
+class Resource:
+    """One resource: its Pulumi type token, name, URN and properties (camelCase, as Kubernetes has them)."""
+
+    type: str
+    name: str
+    urn: str
+    props: Mapping[str, Any]
+
+    @property
+    def kube(self) -> KubeType | None:
+        return kube_type(self.type)
+
+    def is_kind(self, group: str, kind: str) -> bool:
+        kube = self.kube
+        return kube is not None and kube.group == group and kube.kind == kind
+
+    @property
+    def metadata(self) -> Mapping[str, Any]:
+        return mapping(self.props.get("metadata"))
+
+    @property
+    def spec(self) -> Mapping[str, Any]:
+        return mapping(self.props.get("spec"))
+
+    @property
+    def object_name(self) -> str:
+        """metadata.name, or the Pulumi name when Pulumi auto-names the object."""
+        return text(self.metadata.get("name")) or self.name
+
+    @property
+    def namespace(self) -> str:
+        return text(self.metadata.get("namespace")) or DEFAULT_NAMESPACE
+
+    @property
+    def labels(self) -> Mapping[str, Any]:
+        return mapping(self.metadata.get("labels"))
+
+    @property
+    def annotations(self) -> Mapping[str, Any]:
+        return mapping(self.metadata.get("annotations"))
+
+
+@dataclass(frozen=True)
+class StackViolation:
+    """A stack policy's finding, attached to a resource when one is to blame."""
+
+    message: str
+    urn: str | None = None
