@@ -99,6 +99,7 @@ ensure_rke2() {
   INSTALL_RKE2_VERSION="$version" INSTALL_RKE2_TYPE="$type" sh "$installer" >/dev/null ||
     die "the RKE2 installer failed for $version; re-run 'pulumi up' to retry"
   rm -f "$installer"
+  # shellcheck disable=SC2034 # read by the upgrade step
   RKE2_CHANGED=1
 }
 

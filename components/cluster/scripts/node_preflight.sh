@@ -11,8 +11,7 @@ time_synchronised() {
 }
 # Right after boot timesyncd may still be on its first exchange: give it a bounded moment.
 if ! wait_until "$MESHLAB_TIME_SYNC_TIMEOUT_SECONDS" time_synchronised; then
-  problems+=("the clock is not NTP-synchronised after ${MESHLAB_TIME_SYNC_TIMEOUT_SECONDS}s (timedatectl timesync-status);" \
-    "etcd and TLS need it: check meshlab:ntpServers and that UDP 123 is reachable")
+  problems+=("the clock is not NTP-synchronised after ${MESHLAB_TIME_SYNC_TIMEOUT_SECONDS}s (timedatectl timesync-status); etcd and TLS need it: check meshlab:ntpServers and that UDP 123 is reachable")
 fi
 
 for url in $MESHLAB_ENDPOINTS; do
@@ -27,8 +26,7 @@ done
 
 if ! ip -4 -o addr show dev "$MESHLAB_INTERFACE" 2>/dev/null | grep -q " $MESHLAB_NODE_IP/"; then
   found=$(ip -4 -o addr show dev "$MESHLAB_INTERFACE" 2>/dev/null | awk '{ print $4 }' | paste -sd ' ' -)
-  problems+=("$MESHLAB_INTERFACE does not carry the configured node IP $MESHLAB_NODE_IP (it has: ${found:-nothing});" \
-    "RKE2 would pick the NAT address 10.0.2.15 instead")
+  problems+=("$MESHLAB_INTERFACE does not carry the configured node IP $MESHLAB_NODE_IP (it has: ${found:-nothing}); RKE2 would pick the NAT address 10.0.2.15 instead")
 fi
 
 if [ -n "$(swapon --show --noheadings 2>/dev/null)" ]; then
