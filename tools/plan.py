@@ -1,11 +1,17 @@
 """Offline plan: run the real program under mocks for a stack and show what it would register.
 
-    python -m tools.plan STACK [--json] [--config-file FILE]
+    python -m tools.plan STACK [--json] [--config-file FILE] [--policy [--policy-config FILE]]
 
 Reads `Pulumi.STACK.yaml` (or FILE). Prints the resource tree, or with --json a
 deterministic document {"stack", "resources": [{urn, type, name, parent, dependencies,
 inputs}]} with every secret replaced by "[secret]". Invalid settings: exit code 2, the
 validation message on stderr, nothing on stdout. No cluster, VirtualBox or Pulumi CLI needed.
+
+With --policy it runs the policy pack instead: every resource policy on every rendered resource
+and the stack policies over the whole set, with the stack's policy config
+(`policy-pack/config/STACK.json`, or --policy-config). It prints the violations grouped by policy
+(with --json: {"stack", "violations": [{policy, enforcement, urn, message}]}) and exits 1 if a
+mandatory policy is violated, 0 otherwise.
 """
 
 from __future__ import annotations
@@ -14,12 +20,20 @@ import argparse
 import json
 import sys
 from collections.abc import Sequence
+from dataclasses import asdict
 from pathlib import Path
 
 from config.loader import read_stack_file, settings_from_config
 from config.validation import SettingsError
+from tools.policy import ROOT  # importing tools.policy puts policy-pack on sys.path
 from tools.render import Registration, Rendering, render, stack_file
 
+# isort: split
+from meshlab_policy.engine import ResolvedPolicy, Violation, load_pack_config, resolve, run_policies, stack_config_path
+from meshlab_policy.kube import Resource
+from meshlab_policy.settings import PolicyConfigError
+
+EXIT_POLICY_VIOLATIONS = 1
 EXIT_INVALID_CONFIG = 2
 
 
@@ -47,11 +61,42 @@ def tree_lines(rendering: Rendering) -> list[str]:
     return lines
 
 
+def policy_resources(rendering: Rendering) -> list[Resource]:
+    """The rendered resources as the policy pack sees them: type, name, URN and inputs."""
+    return [Resource(type=r.type, name=r.name, urn=r.urn, props=r.inputs) for r in rendering.resources()]
+
+
+def policy_config_for(stack: str, path: Path | None) -> tuple[list[ResolvedPolicy], str]:
+    """The stack's resolved policies and where their config came from."""
+    path = path or stack_config_path(stack)
+    if path.is_file():
+        return resolve(load_pack_config(path)), str(path.relative_to(ROOT) if path.is_relative_to(ROOT) else path)
+    return resolve(None), "the pack's defaults"
+
+
+def policy_report_lines(stack: str, source: str, resources: list[Resource], violations: list[Violation]) -> list[str]:
+    names = {resource.urn: f"{resource.type} {resource.name}" for resource in resources}
+    lines = [f"policy check of stack {stack} ({source}): {len(resources)} resources"]
+    by_policy: dict[str, list[Violation]] = {}
+    for violation in violations:
+        by_policy.setdefault(violation.policy, []).append(violation)
+    for policy, found in by_policy.items():
+        lines.append(f"{policy} [{found[0].enforcement}]: {len(found)} violation{'s' if len(found) > 1 else ''}")
+        lines += [f"  {names.get(v.urn or '', 'stack')}: {v.message}" for v in found]
+    mandatory = sum(violation.mandatory for violation in violations)
+    lines.append(f"{mandatory} mandatory and {len(violations) - mandatory} advisory violations")
+    return lines
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m tools.plan", description=__doc__.split("\n\n")[0])
     parser.add_argument("stack", help="stack name, e.g. lab, staging, prod")
     parser.add_argument("--json", action="store_true", help="print the plan as JSON")
     parser.add_argument("--config-file", type=Path, help="stack config file (default: Pulumi.STACK.yaml)")
+    parser.add_argument("--policy", action="store_true", help="run the policy pack over the rendered stack")
+    parser.add_argument(
+        "--policy-config", type=Path, help="CrossGuard policy config (default: policy-pack/config/STACK.json)"
+    )
     args = parser.parse_args(argv)
 
     path = args.config_file or stack_file(args.stack)
@@ -61,11 +106,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         config = read_stack_file(path)
         settings_from_config(config, source=str(path))
-    except SettingsError as error:
+        policies, policy_source = policy_config_for(args.stack, args.policy_config) if args.policy else ([], "")
+    except (SettingsError, PolicyConfigError) as error:
         print(error, file=sys.stderr)
         return EXIT_INVALID_CONFIG
 
     rendering = render(config, args.stack)
+    if args.policy:
+        resources = policy_resources(rendering)
+        violations = run_policies(resources, policies)
+        if args.json:
+            document = {"stack": args.stack, "violations": [asdict(v) for v in violations]}
+            json.dump(document, sys.stdout, indent=2, sort_keys=True)
+            sys.stdout.write("\n")
+        else:
+            print("\n".join(policy_report_lines(args.stack, policy_source, resources, violations)))
+        return EXIT_POLICY_VIOLATIONS if any(v.mandatory for v in violations) else 0
     if args.json:
         json.dump(plan_document(rendering), sys.stdout, indent=2, sort_keys=True)
         sys.stdout.write("\n")

@@ -31,13 +31,13 @@ def validate_images_pinned(resource: Resource, _settings: PolicySettings) -> lis
     if template is None:
         return []
     violations = []
-    for field in CONTAINER_LISTS:
+    for field, role in zip(CONTAINER_LISTS, ("init container", "container", "ephemeral container"), strict=True):
         for container in map(mapping, items(template.spec.get(field))):
             image = text(container.get("image"))
             problem = image_problem(image)
             if problem:
                 violations.append(
-                    f'{field} "{text(container.get("name"))}" image "{image}" {problem}: pin a version tag or digest'
+                    f'{role} "{text(container.get("name"))}" image "{image}" {problem}: pin a version tag or digest'
                 )
     return violations
 
