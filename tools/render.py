@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import runpy
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +37,7 @@ _UNKNOWN = "04da6b54-80e4-46f7-96ec-b56ff0331ba9"
 # Values a mock provider returns for outputs the program reads; shaped like the real ones.
 MOCK_PUBLIC_KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIMockMockMockMockMockMockMockMockMockMockMock meshlab-mock"
 MOCK_PRIVATE_KEY = "-----BEGIN OPENSSH PRIVATE KEY-----\nmock\n-----END OPENSSH PRIVATE KEY-----\n"
+MOCK_TOKEN = "mocktoken" * 7 + "m"
 # What RKE2 writes to /etc/rancher/rke2/rke2.yaml, with the credentials cut short.
 MOCK_KUBECONFIG = """\
 apiVersion: v1
@@ -114,6 +115,8 @@ class RecordingMonitor(pulumi_mocks.MockMonitor):
     def __init__(self, mocks: pulumi_mocks.Mocks) -> None:
         super().__init__(mocks)
         self.registrations: list[Registration] = []
+        # Outputs each resource registered (the stack's are its exports), secrets as "[secret]".
+        self.outputs: dict[str, dict[str, Any]] = {}
 
     def RegisterResource(self, request: Any) -> Any:  # noqa: N802 - gRPC method name
         response = super().RegisterResource(request)  # type: ignore[no-untyped-call]
@@ -141,6 +144,11 @@ class RecordingMonitor(pulumi_mocks.MockMonitor):
         )
         return response
 
+    def RegisterResourceOutputs(self, request: Any) -> Any:  # noqa: N802 - gRPC method name
+        raw = json_format.MessageToDict(request.outputs, preserving_proto_field_name=True)
+        self.outputs[request.urn] = _strip_wire_markers(raw, "", [])
+        return super().RegisterResourceOutputs(request)  # type: ignore[no-untyped-call]
+
 
 class LabMocks(pulumi_mocks.Mocks):
     """Echo inputs back as outputs, plus the computed outputs the program reads."""
@@ -149,6 +157,8 @@ class LabMocks(pulumi_mocks.Mocks):
         outputs = dict(args.inputs)
         if args.typ == "tls:index/privateKey:PrivateKey":
             outputs.update(publicKeyOpenssh=MOCK_PUBLIC_KEY, privateKeyOpenssh=MOCK_PRIVATE_KEY)
+        if args.typ == "random:index/randomPassword:RandomPassword":
+            outputs.update(result=MOCK_TOKEN)
         if args.typ.startswith("command:"):
             # The cluster layer's kubeconfig step is the one command whose output the program parses.
             stdout = MOCK_KUBECONFIG if args.name.endswith("-kubeconfig") else f"{args.name} done"
@@ -163,6 +173,11 @@ class LabMocks(pulumi_mocks.Mocks):
 class Rendering:
     stack: str
     registrations: list[Registration]
+    outputs: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    def stack_outputs(self) -> dict[str, Any]:
+        [stack] = [r.urn for r in self.registrations if r.type == "pulumi:pulumi:Stack"]
+        return self.outputs.get(stack, {})
 
     def resources(self) -> list[Registration]:
         """Everything but the root stack, in deterministic (URN) order."""
@@ -211,9 +226,14 @@ def render(
 
     def program() -> None:
         runpy.run_path(str(main), run_name="__main__")
+        # Under mocks the root stack registers its outputs before the program runs; register the
+        # exports again, as the engine would see them at the end of a run.
+        root = runtime_settings.get_root_resource()
+        if isinstance(root, pulumi.runtime.stack.Stack):
+            root.register_outputs(dict(root.outputs))
 
     _sync_await(run_pulumi_func(program))
-    return Rendering(stack=stack, registrations=list(monitor.registrations))
+    return Rendering(stack=stack, registrations=list(monitor.registrations), outputs=dict(monitor.outputs))
 
 
 def stack_file(stack: str) -> Path:
