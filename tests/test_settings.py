@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 from pulumi.errors import RunError
 
+from components.cluster.files import nfs_export_line
 from config.loader import SECRET_PLACEHOLDER, StackConfig, read_stack_file, settings_from_config
 from config.settings import field_sections, unused_dhcp_address
 from config.validation import SettingsError
@@ -100,6 +101,33 @@ INVALID: list[tuple[str, dict[str, Any], str, str]] = [
     ("missing vip", {"meshlab:apiVip": None}, "meshlab:apiVip", "required setting is missing"),
     ("root login", {"meshlab:sshUser": "root"}, "meshlab:sshUser", "not root"),
     ("half a key pair", {"meshlab:sshPublicKey": "ssh-ed25519 AAAA me"}, "meshlab:sshPublicKey", "set both"),
+    ("rke2 version malformed", {"meshlab:rke2Version": "1.32.7"}, "meshlab:rke2Version", "like v1.32.7+rke2r1"),
+    ("rke2 downgrade", {"meshlab:rke2Version": "v1.31.9+rke2r1"}, "meshlab:rke2Version", "does not support downgrades"),
+    (
+        "rke2 older revision",
+        {"meshlab:rke2Version": "v1.32.7+rke2r0"},
+        "meshlab:rke2Version",
+        "older than the pinned",
+    ),
+    ("rke2 skips a minor", {"meshlab:rke2Version": "v1.34.1+rke2r1"}, "meshlab:rke2Version", "go to v1.33.x first"),
+    ("api dns name", {"meshlab:apiDnsName": "API_server"}, "meshlab:apiDnsName", "not a DNS name"),
+    ("snapshot cron", {"meshlab:etcdSnapshotSchedule": "every 6 hours"}, "meshlab:etcdSnapshotSchedule", "5-field"),
+    ("snapshot retention", {"meshlab:etcdSnapshotRetention": 0}, "meshlab:etcdSnapshotRetention", "at least 1"),
+    (
+        "operator replicas",
+        {"meshlab:ciliumOperatorReplicas": 7},
+        "meshlab:ciliumOperatorReplicas",
+        "between 1 and the node count (6)",
+    ),
+    ("nfs path relative", {"meshlab:nfsExportPath": "srv/nfs"}, "meshlab:nfsExportPath", "absolute path"),
+    ("nfs path spaces", {"meshlab:nfsExportPath": "/srv/my data"}, "meshlab:nfsExportPath", "absolute path"),
+    (
+        "nfs clients miss nodes",
+        {"meshlab:nfsAllowedCidr": "192.168.56.16/28"},
+        "meshlab:nfsAllowedCidr",
+        "nodes master1, master2, master3 could not mount",
+    ),
+    ("ready timeout", {"meshlab:nodeReadyTimeoutSeconds": 10}, "meshlab:nodeReadyTimeoutSeconds", "at least 60 s"),
 ]
 
 
@@ -180,6 +208,18 @@ def test_widened_networks_conf_is_accepted(stack_configs):
     }
     settings = settings_from_config(_config(stack_configs, overrides))
     assert settings.network.metallb_pool.size == 8
+
+
+def test_rke2_may_run_ahead_of_the_pin_by_one_minor(stack_configs):
+    for version in ("v1.32.8+rke2r1", "v1.33.4+rke2r1", "v1.32.7+rke2r2"):
+        settings = settings_from_config(_config(stack_configs, {"meshlab:rke2Version": version}))
+        assert settings.cluster.rke2_version == version
+
+
+def test_nfs_clients_default_to_the_host_only_subnet(stack_configs):
+    settings = settings_from_config(stack_configs["staging"])
+    assert settings.cluster.nfs_allowed_cidr is None
+    assert nfs_export_line(settings) == ("/srv/nfs/kubedata", "192.168.57.0/24")
 
 
 def test_language_host_strings_parse_like_stack_file(stack_configs):
