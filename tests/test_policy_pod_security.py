@@ -182,17 +182,22 @@ def test_each_failing_fixture_is_rejected_by_its_own_check(level, folders):
 
 # Semantics beyond the fixtures -----------------------------------------------------------------
 
-COMPLIANT_CONTAINER = {
-    "name": "app",
-    "image": "nginxinc/nginx-unprivileged:1.27",
-    "securityContext": {"allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"]}},
-}
+COMPLIANT_CONTEXT: dict[str, Any] = {"allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"]}}
+
+
+def container(name: str = "app", **context: Any) -> dict[str, Any]:
+    """A container that meets restricted on its own, with `context` added to its securityContext."""
+    return {
+        "name": name,
+        "image": "nginxinc/nginx-unprivileged:1.27",
+        "securityContext": {**COMPLIANT_CONTEXT, **context},
+    }
 
 
 def compliant_spec(**overrides: Any) -> dict[str, Any]:
     spec = {
         "securityContext": {"runAsNonRoot": True, "seccompProfile": {"type": "RuntimeDefault"}},
-        "containers": [dict(COMPLIANT_CONTAINER)],
+        "containers": [container()],
     }
     spec.update(overrides)
     return spec
@@ -209,35 +214,24 @@ def test_a_compliant_pod_passes_restricted():
 
 
 def test_ephemeral_containers_are_checked():
-    debug = {
-        **COMPLIANT_CONTAINER,
-        "name": "debug",
-        "securityContext": {**COMPLIANT_CONTAINER["securityContext"], "privileged": True},
-    }
+    debug = container("debug", privileged=True)
     assert checks(compliant_spec(ephemeralContainers=[debug]), Level.BASELINE) == {"privileged"}
     bare = {"name": "debug", "image": "busybox:1.36"}
     assert checks(compliant_spec(ephemeralContainers=[bare])) == {"allowPrivilegeEscalation", "capabilities_restricted"}
 
 
 def test_a_container_setting_overrides_the_pod_setting():
-    container = {
-        **COMPLIANT_CONTAINER,
-        "securityContext": {**COMPLIANT_CONTAINER["securityContext"], "runAsNonRoot": False},
-    }
-    assert checks(compliant_spec(containers=[container])) == {"runAsNonRoot"}
-    unconfined = {
-        **COMPLIANT_CONTAINER,
-        "securityContext": {**COMPLIANT_CONTAINER["securityContext"], "seccompProfile": {"type": "Unconfined"}},
-    }
+    assert checks(compliant_spec(containers=[container(runAsNonRoot=False)])) == {"runAsNonRoot"}
+    unconfined = container(seccompProfile={"type": "Unconfined"})
     assert checks(compliant_spec(containers=[unconfined])) == {"seccompProfile_restricted"}
     assert checks(compliant_spec(containers=[unconfined]), Level.BASELINE) == {"seccompProfile_baseline"}
 
 
 def test_container_level_settings_without_a_pod_level_one_pass():
-    context = {**COMPLIANT_CONTAINER["securityContext"], "runAsNonRoot": True, "seccompProfile": {"type": "Localhost"}}
-    spec = compliant_spec(securityContext={}, containers=[{**COMPLIANT_CONTAINER, "securityContext": context}])
+    own = container(runAsNonRoot=True, seccompProfile={"type": "Localhost", "localhostProfile": "app.json"})
+    spec = compliant_spec(securityContext={}, containers=[own])
     assert checks(spec) == set()
-    spec["initContainers"] = [dict(COMPLIANT_CONTAINER, name="init")]
+    spec["initContainers"] = [container("init")]
     assert checks(spec) == {"runAsNonRoot", "seccompProfile_restricted"}
 
 
@@ -255,10 +249,7 @@ def test_windows_pods_skip_only_the_linux_only_restricted_checks():
 
 
 def test_user_namespace_pods_are_relaxed_only_behind_the_feature_gate():
-    unmasked = {
-        **COMPLIANT_CONTAINER,
-        "securityContext": {**COMPLIANT_CONTAINER["securityContext"], "procMount": "Unmasked", "runAsUser": 0},
-    }
+    unmasked = container(procMount="Unmasked", runAsUser=0)
     spec = compliant_spec(
         hostUsers=False, containers=[unmasked], securityContext={"seccompProfile": {"type": "RuntimeDefault"}}
     )
@@ -276,21 +267,15 @@ def test_apparmor_fields_and_annotations():
         securityContext={**compliant_spec()["securityContext"], "appArmorProfile": {"type": "Unconfined"}}
     )
     assert checks(pod_unconfined, Level.BASELINE) == {"appArmorProfile"}
-    localhost = {
-        **COMPLIANT_CONTAINER,
-        "securityContext": {
-            **COMPLIANT_CONTAINER["securityContext"],
-            "appArmorProfile": {"type": "Localhost", "localhostProfile": "x"},
-        },
-    }
+    localhost = container(appArmorProfile={"type": "Localhost", "localhostProfile": "x"})
     assert checks(compliant_spec(containers=[localhost])) == set()
     annotated = {"annotations": {"container.apparmor.security.beta.kubernetes.io/app": "runtime/default"}}
     assert checks(compliant_spec(), metadata=annotated) == set()
 
 
 def test_selinux_engine_type_is_allowed_from_1_31():
-    context = {**COMPLIANT_CONTAINER["securityContext"], "seLinuxOptions": {"type": "container_engine_t"}}
-    assert checks(compliant_spec(containers=[{**COMPLIANT_CONTAINER, "securityContext": context}])) == set()
+    engine = container(seLinuxOptions={"type": "container_engine_t"})
+    assert checks(compliant_spec(containers=[engine])) == set()
 
 
 def test_volumes_image_is_not_yet_restricted_and_a_bare_volume_is_an_emptydir():
@@ -301,7 +286,7 @@ def test_volumes_image_is_not_yet_restricted_and_a_bare_volume_is_an_emptydir():
 
 
 def test_host_port_zero_is_no_host_port():
-    ports = {**COMPLIANT_CONTAINER, "ports": [{"containerPort": 8080, "hostPort": 0}]}
+    ports = {**container(), "ports": [{"containerPort": 8080, "hostPort": 0}]}
     assert checks(compliant_spec(containers=[ports])) == set()
     ports["ports"] = [{"containerPort": 8080, "hostPort": 8080}]
     assert checks(compliant_spec(containers=[ports])) == {"hostPorts"}
