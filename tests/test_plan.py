@@ -12,6 +12,7 @@ import yaml
 
 from tests.conftest import ROOT, expected_resource_count
 from tools import plan
+from tools.render import Registration, Rendering, render
 
 LAB_NODES = {
     "master1": "192.168.56.11",
@@ -104,3 +105,98 @@ def test_invalid_config_from_the_command_line(tmp_path):
 def test_missing_stack_file_is_a_config_error(capsys):
     assert plan.main(["nosuchstack"]) == plan.EXIT_INVALID_CONFIG
     assert "Pulumi.nosuchstack.yaml" in capsys.readouterr().err
+
+
+# Policy check (--policy) ----------------------------------------------------------------------
+
+
+def _k8s(type_: str, name: str, inputs: dict[str, object]) -> Registration:
+    return Registration(
+        urn=f"urn:pulumi:lab::meshlab::{type_}::{name}",
+        type=type_,
+        name=name,
+        parent="",
+        custom=True,
+        dependencies=[],
+        property_dependencies={},
+        additional_secret_outputs=[],
+        inputs=inputs,
+        secret_paths=[],
+        delete_before_replace=False,
+    )
+
+
+PERMISSIVE_MESH = _k8s(
+    "kubernetes:security.istio.io/v1:PeerAuthentication",
+    "mesh-default",
+    {"metadata": {"name": "default", "namespace": "istio-system"}, "spec": {"mtls": {"mode": "PERMISSIVE"}}},
+)
+RANGED_CHART = _k8s("kubernetes:helm.sh/v3:Release", "grafana", {"chart": "grafana", "version": "^9.3"})
+
+
+def _render_adding(monkeypatch, *extra: Registration) -> None:
+    def render_with_extra(config, stack):
+        rendering = render(config, stack)
+        return Rendering(rendering.stack, [*rendering.registrations, *extra])
+
+    monkeypatch.setattr(plan, "render", render_with_extra)
+
+
+def test_plan_policy_passes_on_the_lab_stack_from_the_command_line():
+    result = subprocess.run(
+        [sys.executable, "-m", "tools.plan", "lab", "--policy"], cwd=ROOT, capture_output=True, text=True, check=False
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[0].startswith("policy check of stack lab (policy-pack/config/lab.json): ")
+    assert lines[-1] == "0 mandatory and 0 advisory violations"
+
+
+def test_plan_policy_counts_every_rendered_resource(rendered, capsys):
+    assert plan.main(["staging", "--policy"]) == 0
+    header = capsys.readouterr().out.splitlines()[0]
+    assert header.endswith(f": {len(rendered['staging'].resources())} resources")
+
+
+def test_plan_policy_groups_violations_and_fails_on_mandatory(monkeypatch, capsys):
+    _render_adding(monkeypatch, PERMISSIVE_MESH)
+    assert plan.main(["lab", "--policy"]) == plan.EXIT_POLICY_VIOLATIONS
+    lines = capsys.readouterr().out.splitlines()
+    for policy in ("peer-authentication-strict", "mesh-mtls-strict"):
+        group = lines.index(f"{policy} [mandatory]: 1 violation")
+        entry = lines[group + 1]
+        assert entry.startswith("  kubernetes:security.istio.io/v1:PeerAuthentication mesh-default: ")
+        assert "PERMISSIVE" in entry
+    assert lines[-1] == "2 mandatory and 0 advisory violations"
+
+
+def test_plan_policy_json(monkeypatch, capsys):
+    _render_adding(monkeypatch, PERMISSIVE_MESH)
+    assert plan.main(["lab", "--policy", "--json"]) == plan.EXIT_POLICY_VIOLATIONS
+    document = json.loads(capsys.readouterr().out)
+    assert document["stack"] == "lab"
+    assert {(v["policy"], v["enforcement"], v["urn"]) for v in document["violations"]} == {
+        ("peer-authentication-strict", "mandatory", PERMISSIVE_MESH.urn),
+        ("mesh-mtls-strict", "mandatory", PERMISSIVE_MESH.urn),
+    }
+
+
+def test_plan_policy_advisories_pass_unless_the_stack_config_makes_them_mandatory(monkeypatch, capsys):
+    _render_adding(monkeypatch, RANGED_CHART)
+    assert plan.main(["lab", "--policy"]) == 0
+    assert "helm-charts-pinned [advisory]: 1 violation" in capsys.readouterr().out.splitlines()
+    assert plan.main(["prod", "--policy"]) == plan.EXIT_POLICY_VIOLATIONS
+    assert "helm-charts-pinned [mandatory]: 1 violation" in capsys.readouterr().out.splitlines()
+
+
+def test_plan_policy_refuses_a_bad_policy_config_before_rendering(monkeypatch, tmp_path, capsys):
+    def must_not_render(config, stack):
+        raise AssertionError("rendered despite a bad policy config")
+
+    monkeypatch.setattr(plan, "render", must_not_render)
+    config = tmp_path / "policy.json"
+    config.write_text(json.dumps({"pod-security-restricted": {"exemptNamespaces": [{"namespace": "x"}]}}))
+    assert plan.main(["lab", "--policy", "--policy-config", str(config)]) == plan.EXIT_INVALID_CONFIG
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert "pod-security-restricted: exemptNamespaces[0]" in captured.err
