@@ -24,7 +24,7 @@ cloud-init-validator:
 lint: venv
 	$(BIN)/ruff check .
 	$(BIN)/mypy
-	$(BIN)/shellcheck -s bash components/*/scripts/*.sh tools/*.sh .ci/run
+	$(BIN)/shellcheck -s bash components/shell/*.sh components/*/scripts/*.sh tools/*.sh .ci/run
 
 test: venv cloud-init-validator lint
 	$(BIN)/python -m pytest

@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 
 from components.cluster.scripts import STEPS, render_script
-from tests.test_host_scripts import shellcheck
+from tests.test_host_scripts import assert_shellcheck_clean
 
 REPO = Path(__file__).resolve().parents[1]
 FAKE = REPO / "tests" / "fakes" / "node" / "fake_node"
@@ -108,17 +108,12 @@ def count(calls: list[str], predicate: Callable[[str], bool]) -> int:
 
 @pytest.mark.parametrize("step", STEPS)
 def test_rendered_script_passes_shellcheck(step: str) -> None:
-    script = render_script(step, {"MESHLAB_FILES": "a.yaml /etc/a.yaml 0600\nb.yaml /etc/b.yaml 0644"})
-    result = subprocess.run(
-        [shellcheck(), "-s", "bash", "-"], input=script, capture_output=True, text=True, check=False
-    )
-    assert result.returncode == 0, result.stdout + result.stderr
+    assert_shellcheck_clean(render_script(step, {"MESHLAB_FILES": "a.yaml /etc/a.yaml 0600\nb.yaml /etc/b.yaml 0644"}))
 
 
 @pytest.mark.parametrize("path", sorted(SCRIPTS_DIR.glob("*.sh")), ids=lambda path: path.name)
 def test_script_file_passes_shellcheck(path: Path) -> None:
-    result = subprocess.run([shellcheck(), "-s", "bash", str(path)], capture_output=True, text=True, check=False)
-    assert result.returncode == 0, result.stdout + result.stderr
+    assert_shellcheck_clean(path)
 
 
 def test_every_script_file_is_a_known_step() -> None:

@@ -115,7 +115,9 @@ def test_external_steps_delete_before_replace_and_clean_up(rendered):
     assert with_delete == {"network", "seed", "vm"}
     for command in commands:
         assert command.inputs["interpreter"] == ["bash", "-c"]
-        assert command.inputs["create"].startswith("#!/usr/bin/env bash\n# Shared helpers")
+        create = command.inputs["create"]
+        assert create.startswith("#!/usr/bin/env bash\n") and "set -euo pipefail" in create
+        assert "\nhost_only_mode() {" in create  # the hosts layer's own helpers come with every step
 
 
 def _environment(command: Registration) -> dict[str, str]:

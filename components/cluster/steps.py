@@ -17,10 +17,6 @@ from pulumi_command import remote
 from components.cluster.scripts import as_root, render_script
 from components.hosts.vm import SshAccess, VirtualBoxVm
 
-# remote.Command retries the SSH dial this many times, each bounded by PER_DIAL_TIMEOUT seconds.
-DIAL_ERROR_LIMIT = 30
-PER_DIAL_TIMEOUT = 10
-
 
 @dataclass(frozen=True)
 class NodeTarget:
@@ -43,16 +39,7 @@ class NodeTarget:
 
     @staticmethod
     def of(vm: VirtualBoxVm, ssh: SshAccess) -> NodeTarget:
-        return NodeTarget(
-            vm=vm,
-            connection=remote.ConnectionArgs(
-                host=vm.ip,
-                user=ssh.user,
-                private_key=ssh.private_key,
-                dial_error_limit=DIAL_ERROR_LIMIT,
-                per_dial_timeout=PER_DIAL_TIMEOUT,
-            ),
-        )
+        return NodeTarget(vm=vm, connection=ssh.connection(vm.ip))
 
 
 def _options(

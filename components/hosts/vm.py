@@ -45,6 +45,16 @@ class SshAccess:
     public_key: pulumi.Output[str]
     private_key: pulumi.Output[str]  # always a secret
 
+    def connection(self, host: str) -> remote.ConnectionArgs:
+        """How remote commands reach `host`; the dial is retried while the VM boots."""
+        return remote.ConnectionArgs(
+            host=host,
+            user=self.user,
+            private_key=self.private_key,
+            dial_error_limit=DIAL_ERROR_LIMIT,
+            per_dial_timeout=PER_DIAL_TIMEOUT,
+        )
+
 
 class VirtualBoxVm(pulumi.ComponentResource):
     def __init__(
@@ -135,13 +145,7 @@ class VirtualBoxVm(pulumi.ComponentResource):
         )
         self.cloud_init = remote.Command(
             f"{name}-cloud-init",
-            connection=remote.ConnectionArgs(
-                host=self.ip,
-                user=ssh.user,
-                private_key=ssh.private_key,
-                dial_error_limit=DIAL_ERROR_LIMIT,
-                per_dial_timeout=PER_DIAL_TIMEOUT,
-            ),
+            connection=ssh.connection(self.ip),
             create=CLOUD_INIT_WAIT,
             triggers=[self.machine.stdout],
             opts=pulumi.ResourceOptions(parent=self, depends_on=[self.ssh_ready]),

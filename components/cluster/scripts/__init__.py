@@ -1,17 +1,16 @@
 """Step scripts of the cluster layer, rendered inline into each remote command.
 
-A rendered script is the step's inputs as `export` lines, then `common.sh`, then the step body.
-Inputs travel inside the script because sshd drops environment variables it is not configured
-to accept (AcceptEnv). The whole script runs as root through `sudo -n bash -c`, so it lives in
-Pulumi state with its delete step, and a changed script shows in the preview diff.
+A rendered script starts with the step's inputs as `export` lines (see components.shell for the
+rest). Inputs travel inside the script because sshd drops environment variables it is not
+configured to accept (AcceptEnv). The whole script runs as root through `sudo -n bash -c`.
 """
 
 from __future__ import annotations
 
 import shlex
 from collections.abc import Mapping
-from functools import cache
-from importlib import resources
+
+from components.shell import StepScripts
 
 STEPS = (
     "node_preflight",
@@ -26,19 +25,13 @@ STEPS = (
     "nfs_export",
     "nfs_unexport",
 )
-
-
-@cache
-def _read(name: str) -> str:
-    return resources.files(__name__).joinpath(f"{name}.sh").read_text()
+SCRIPTS = StepScripts("cluster", __name__, STEPS)
 
 
 def render_script(step: str, inputs: Mapping[str, str] | None = None) -> str:
     """The full bash script of a step: its inputs, the shared helpers, then the step body."""
-    if step not in STEPS:
-        raise KeyError(f"unknown cluster step script {step!r}")
     exports = "".join(f"export {name}={shlex.quote(value)}\n" for name, value in sorted((inputs or {}).items()))
-    return exports + _read("common") + "\n# --- " + step + " ---\n" + _read(step)
+    return SCRIPTS.render(step, prefix=exports)
 
 
 def as_root(script: str) -> str:

@@ -1,29 +1,15 @@
 #!/usr/bin/env bash
-# Shared helpers, prepended to every cluster-layer step script when it is rendered.
-# Steps run as root on a lab node (over SSH, through `sudo -n bash -c`). Every path is
-# prefixed with $MESHLAB_ROOT (empty on a node) so the tests can run a step against a
-# temporary directory.
-set -euo pipefail
+# Helpers of the cluster-layer steps, rendered after components/shell/base.sh. Steps run as
+# root on a lab node (over SSH, through `sudo -n bash -c`). Every path is prefixed with
+# $MESHLAB_ROOT (empty on a node) so the tests can run a step against a temporary directory.
 
 ROOT="${MESHLAB_ROOT:-}"
 POLL_SECONDS="${MESHLAB_POLL_SECONDS:-5}"
 RKE2_DATA="$ROOT/var/lib/rancher/rke2"
 KUBECTL="$RKE2_DATA/bin/kubectl"
 
-die() {
-  printf 'meshlab: %s\n' "$*" >&2
-  exit 1
-}
-
 log() {
   printf 'meshlab: %s\n' "$*"
-}
-
-require_env() {
-  local name
-  for name in "$@"; do
-    [ -n "${!name:-}" ] || die "internal error: $name is not set for this step"
-  done
 }
 
 # wait_until TIMEOUT COMMAND...: retry COMMAND until it succeeds (0) or TIMEOUT seconds pass (1).

@@ -1,18 +1,6 @@
 #!/usr/bin/env bash
-# Shared helpers, prepended to every hosts-layer step script when it is rendered.
-set -euo pipefail
-
-die() {
-  printf 'meshlab: %s\n' "$*" >&2
-  exit 1
-}
-
-require_env() {
-  local name
-  for name in "$@"; do
-    [ -n "${!name:-}" ] || die "internal error: $name is not set for this step"
-  done
-}
+# Helpers of the hosts-layer steps (they run on the workstation), rendered after
+# components/shell/base.sh.
 
 cache_dir() {
   printf '%s' "${MESHLAB_CACHE_DIR:-${HOME}/.cache/meshlab}"
