@@ -12,8 +12,8 @@ from typing import Any
 import pytest
 import yaml
 
+import tools.policy  # noqa: F401 - importing it puts policy-pack on sys.path
 from tests.conftest import SHARED
-from tools.policy import POLICY_PACK_DIR  # importing tools.policy puts policy-pack on sys.path
 
 # isort: split
 from meshlab_policy.kube import Resource
@@ -35,10 +35,6 @@ def fixture_pod(path: Path) -> Pod:
     document = yaml.safe_load(path.read_text())
     assert document["kind"] == "Pod", path
     return dict(document)
-
-
-def test_policy_pack_is_on_the_path():
-    assert (POLICY_PACK_DIR / "meshlab_policy" / "__init__.py").is_file()
 
 
 def test_every_fixture_folder_is_read_in_full():
