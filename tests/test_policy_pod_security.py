@@ -244,6 +244,18 @@ def test_windows_pods_skip_only_the_linux_only_restricted_checks():
     assert checks(linux) == {"allowPrivilegeEscalation", "seccompProfile_restricted", "capabilities_restricted"}
 
 
+def test_restricted_replaces_the_baseline_checks_it_tightens_even_for_windows():
+    """At restricted the baseline seccomp and capabilities checks do not run; their restricted
+    replacements skip Windows pods, so such a pod passes with values baseline alone would refuse."""
+    loose = {
+        "os": {"name": "windows"},
+        "securityContext": {"runAsNonRoot": True, "seccompProfile": {"type": "Unconfined"}},
+        "containers": [{"name": "app", "image": "app:1", "securityContext": {"capabilities": {"add": ["NET_RAW"]}}}],
+    }
+    assert checks(loose) == set()
+    assert checks(loose, Level.BASELINE) == {"seccompProfile_baseline", "capabilities_baseline"}
+
+
 def test_user_namespace_pods_are_relaxed_only_behind_the_feature_gate():
     unmasked = container(procMount="Unmasked", runAsUser=0)
     spec = compliant_spec(
