@@ -200,3 +200,13 @@ def test_plan_policy_refuses_a_bad_policy_config_before_rendering(monkeypatch, t
     captured = capsys.readouterr()
     assert captured.out == ""
     assert "pod-security-restricted: exemptNamespaces[0]" in captured.err
+    missing = tmp_path / "absent.json"
+    assert plan.main(["lab", "--policy", "--policy-config", str(missing)]) == plan.EXIT_INVALID_CONFIG
+    assert str(missing) in capsys.readouterr().err
+
+
+def test_plan_policy_falls_back_to_the_pack_defaults_for_a_stack_without_config(tmp_path, capsys):
+    stack_file = tmp_path / "Pulumi.sandbox.yaml"
+    stack_file.write_text((ROOT / "Pulumi.lab.yaml").read_text())
+    assert plan.main(["sandbox", "--policy", "--config-file", str(stack_file)]) == 0
+    assert capsys.readouterr().out.startswith("policy check of stack sandbox (the pack's defaults): ")

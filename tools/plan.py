@@ -67,11 +67,12 @@ def policy_resources(rendering: Rendering) -> list[Resource]:
 
 
 def policy_config_for(stack: str, path: Path | None) -> tuple[list[ResolvedPolicy], str]:
-    """The stack's resolved policies and where their config came from."""
+    """The stack's resolved policies and where their config came from: `path` if given, else the
+    stack's file in policy-pack/config, else the pack's defaults."""
+    if path is None and not stack_config_path(stack).is_file():
+        return resolve(None), "the pack's defaults"
     path = path or stack_config_path(stack)
-    if path.is_file():
-        return resolve(load_pack_config(path)), str(path.relative_to(ROOT) if path.is_relative_to(ROOT) else path)
-    return resolve(None), "the pack's defaults"
+    return resolve(load_pack_config(path)), str(path.relative_to(ROOT) if path.is_relative_to(ROOT) else path)
 
 
 def policy_report_lines(stack: str, source: str, resources: list[Resource], violations: list[Violation]) -> list[str]:
