@@ -176,6 +176,15 @@ def test_istio_needs_a_mesh_wide_strict_policy():
     assert validate_mesh_mtls([ISTIOD, MESH_WIDE, namespace("ns-test", **AMBIENT)], DEFAULTS) == []
 
 
+@pytest.mark.parametrize(
+    ("chart", "istio"),
+    [("istio/istiod", True), ("oci://registry.example/istio/istiod", True), ("base", False), ("ztunnel", False)],
+)
+def test_an_istiod_release_in_any_chart_form_means_istio_runs(chart, istio):
+    release = Resource("kubernetes:helm.sh/v3:Release", "r", "urn:r", {"chart": chart, "version": "1.27.0"})
+    assert bool(validate_mesh_mtls([release], DEFAULTS)) == istio
+
+
 def test_a_weak_or_duplicated_mesh_wide_policy_is_flagged():
     permissive = peer_auth("istio-system", "default", "PERMISSIVE")
     found = validate_mesh_mtls([ISTIOD, permissive, namespace("ns-test", **AMBIENT)], DEFAULTS)

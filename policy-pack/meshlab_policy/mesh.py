@@ -114,23 +114,20 @@ def validate_peer_authentication_effective(resource: Resource, settings: PolicyS
     return violations
 
 
-def _chart_name(resource: Resource) -> str:
-    return text(resource.props.get("chart")).rstrip("/").rsplit("/", 1)[-1]
+def _is_istiod_release(resource: Resource) -> bool:
+    """A Helm release of the istiod chart ("istiod", "istio/istiod" or an OCI reference)."""
+    kube = resource.kube
+    if kube is None or kube.group != "helm.sh" or kube.kind not in {"Release", "Chart"}:
+        return False
+    return text(resource.props.get("chart")).rstrip("/").rsplit("/", 1)[-1] == "istiod"
 
 
 def istio_deployed(resources: Sequence[Resource]) -> bool:
     """An istiod Helm release, or any Istio security resource, means the stack runs Istio."""
-    for resource in resources:
-        kube = resource.kube
-        if kube is None:
-            continue
-        if kube.group == ISTIO_SECURITY_GROUP:
-            return True
-        if (kube.group, kube.kind) in {("helm.sh", "Release"), ("helm.sh", "Chart")} and _chart_name(
-            resource
-        ) == "istiod":
-            return True
-    return False
+    return any(
+        _is_istiod_release(resource) or (resource.kube is not None and resource.kube.group == ISTIO_SECURITY_GROUP)
+        for resource in resources
+    )
 
 
 def namespaces(resources: Sequence[Resource]) -> dict[str, Resource]:

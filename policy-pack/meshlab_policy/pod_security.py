@@ -185,13 +185,13 @@ def host_path_volumes(pod: Pod) -> str | None:
 def host_ports(pod: Pod) -> str | None:
     used: dict[str, list[str]] = {}
     for container in pod.containers:
-        host_ports = [
+        ports = [
             _number(port.get("hostPort"))
             for port in map(mapping, items(container.get("ports")))
             if port.get("hostPort") is not None and not _is_zero(port.get("hostPort"))
         ]
-        if host_ports:
-            used[_name(container)] = host_ports
+        if ports:
+            used[_name(container)] = ports
     if not used:
         return None
     listed = ", ".join(port for found in used.values() for port in found)
