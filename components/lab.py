@@ -8,6 +8,13 @@ import pulumi
 
 from components.cluster.rke2_cluster import ClusterAccess, Rke2Cluster
 from components.hosts.lab_hosts import HostsOutput, LabHosts
+from components.mesh.istio import IstioAmbient
+from components.network.gateway_api import GatewayApiCrds
+from components.network.ingress import IngressGateway
+from components.network.metallb import MetalLb
+from components.security.kyverno import Kyverno
+from components.security.namespaces import ISTIO_SYSTEM, KYVERNO, METALLB_SYSTEM, NFS_PROVISIONER, Namespaces
+from components.storage.nfs_provisioner import NfsProvisioner
 from config.settings import Settings
 
 
@@ -15,6 +22,9 @@ from config.settings import Settings
 class Lab:
     hosts: HostsOutput
     cluster: ClusterAccess
+    mesh: IstioAmbient
+    ingress: IngressGateway
+    storage: NfsProvisioner
 
     def export(self, settings: Settings) -> None:
         pulumi.export(
@@ -28,9 +38,21 @@ class Lab:
         pulumi.export("apiEndpoint", self.cluster.api_endpoint)
         pulumi.export("kubeconfig", self.cluster.kubeconfig)
         pulumi.export("nfsExport", {"server": self.cluster.nfs.server, "path": self.cluster.nfs.path})
+        pulumi.export("storageClass", self.storage.storage_class)
+        pulumi.export("meshMtlsMode", settings.mesh.mesh_mtls_mode)
+        pulumi.export("ingressAddress", str(self.ingress.address))
 
 
 def build_lab(settings: Settings, stack: str) -> Lab:
     hosts = LabHosts("hosts", settings=settings, stack=stack)
-    cluster = Rke2Cluster("cluster", hosts=hosts.output, settings=settings, stack=stack)
-    return Lab(hosts=hosts.output, cluster=cluster.access)
+    cluster = Rke2Cluster("cluster", hosts=hosts.output, settings=settings, stack=stack).access
+    namespaces = Namespaces("namespaces", access=cluster, settings=settings)
+    gateway_api = GatewayApiCrds("gateway-api", access=cluster)
+    metallb = MetalLb("metallb", access=cluster, namespace=namespaces[METALLB_SYSTEM], settings=settings)
+    mesh = IstioAmbient(
+        "istio", access=cluster, namespace=namespaces[ISTIO_SYSTEM], gateway_api=gateway_api, settings=settings
+    )
+    ingress = IngressGateway("ingress", access=cluster, mesh=mesh, metallb=metallb, settings=settings)
+    storage = NfsProvisioner("nfs-provisioner", access=cluster, namespace=namespaces[NFS_PROVISIONER], settings=settings)
+    Kyverno("kyverno", access=cluster, namespace=namespaces[KYVERNO])
+    return Lab(hosts=hosts.output, cluster=cluster, mesh=mesh, ingress=ingress, storage=storage)

@@ -16,14 +16,20 @@ from typing import Any
 import pulumi
 import yaml
 from pulumi.runtime import config as runtime_config
-from pydantic import ValidationError
+from pydantic import SecretStr, ValidationError
 
-from config.settings import NAMESPACE, SECTIONS, Settings, field_sections
+from config.settings import NAMESPACE, SECTIONS, Settings, config_key, field_sections
 from config.validation import Problem, SettingsError, validate
 
 # Stands in for a value that is encrypted in the stack file (tools cannot decrypt it).
 SECRET_PLACEHOLDER = "[secret]"
-SECRET_KEYS = frozenset({f"{NAMESPACE}:sshPrivateKey"})
+# Keys whose values must be stored encrypted: every SecretStr field.
+SECRET_KEYS = frozenset(
+    config_key(name)
+    for model in SECTIONS.values()
+    for name, info in model.model_fields.items()
+    if info.annotation is SecretStr
+)
 
 
 @dataclass(frozen=True)

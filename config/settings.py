@@ -211,6 +211,49 @@ class ClusterSettings(_Section):
     )
 
 
+class MeshSettings(_Section):
+    """Istio ambient: mutual TLS and the mesh's certificate authority."""
+
+    mesh_mtls_mode: Literal["STRICT", "PERMISSIVE"] = Field(
+        default="STRICT", description="Mesh-wide mTLS mode (PeerAuthentication in istio-system); STRICT or PERMISSIVE."
+    )
+    mesh_plugged_ca: bool = Field(
+        default=False,
+        description="Plug a meshlab root and intermediate CA (the cacerts secret) into istiod instead of its own.",
+    )
+    mesh_ca_root_cert_pem: str = Field(
+        default="", description="A shared root CA certificate (PEM) to sign the intermediate; empty generates a root."
+    )
+    mesh_ca_root_key_pem: SecretStr = Field(
+        default=SecretStr(""), description="The shared root's private key (PEM); set it with --secret."
+    )
+    mesh_ca_root_validity_hours: int = Field(default=87600, description="Lifetime of a generated root CA, hours.")
+    mesh_ca_intermediate_validity_hours: int = Field(
+        default=8760, description="Lifetime of the mesh's intermediate CA, hours (rotate before it ends)."
+    )
+
+
+class PlatformSettings(_Section):
+    """Ingress, storage and observability on top of the cluster."""
+
+    ingress_domain: str = Field(
+        default="lab", description="DNS suffix of the lab's UIs: grafana.<domain>, kiali.<domain>, hubble.<domain>."
+    )
+    ingress_address: OptionalAddress = Field(
+        default=None, description="The ingress gateway's MetalLB address; empty means the pool's first address."
+    )
+    nfs_storage_class: str = Field(default="nfs-client", description="Name of the NFS-backed StorageClass.")
+    nfs_default_storage_class: bool = Field(default=True, description="Make the NFS StorageClass the default.")
+    node_exporter_enabled: bool = Field(
+        default=False,
+        description="Run Prometheus node-exporter (host access: the monitoring namespace turns privileged).",
+    )
+    prometheus_retention: str = Field(default="7d", description="How long Prometheus keeps metrics (e.g. 7d, 24h).")
+    kiali_auth_strategy: Literal["anonymous", "token"] = Field(
+        default="token", description="Kiali login: token (a ServiceAccount token) or anonymous."
+    )
+
+
 class Settings(BaseModel):
     """The whole validated settings tree."""
 
@@ -220,6 +263,8 @@ class Settings(BaseModel):
     network: NetworkSettings
     access: AccessSettings
     cluster: ClusterSettings
+    mesh: MeshSettings
+    platform: PlatformSettings
 
 
 SECTIONS: dict[str, type[_Section]] = {
@@ -227,6 +272,8 @@ SECTIONS: dict[str, type[_Section]] = {
     "network": NetworkSettings,
     "access": AccessSettings,
     "cluster": ClusterSettings,
+    "mesh": MeshSettings,
+    "platform": PlatformSettings,
 }
 
 

@@ -18,8 +18,10 @@ from config.settings import (
     MINIMUM_RESOURCES,
     VIRTUALBOX_NAT,
     ClusterSettings,
+    MeshSettings,
     NetworkSettings,
     NodeSpec,
+    PlatformSettings,
     Settings,
     TopologySettings,
     config_key,
@@ -33,6 +35,9 @@ _CRON_FIELD = re.compile(r"^[0-9*/,-]+$")
 # Safe to put into /etc/exports and a shell line unquoted.
 _EXPORT_PATH = re.compile(r"^(/[A-Za-z0-9._-]+)+$")
 MINIMUM_READY_TIMEOUT_SECONDS = 60
+_DURATION = re.compile(r"^[0-9]+(ms|s|m|h|d|w|y)$")
+_OBJECT_NAME = re.compile(r"^[a-z0-9]([a-z0-9.-]{0,251}[a-z0-9])?$")
+MINIMUM_CA_HOURS = 24
 
 
 @dataclass(frozen=True)
@@ -244,12 +249,63 @@ def check_cluster(cluster: ClusterSettings, network: NetworkSettings, topology: 
         )
 
 
+def check_mesh(mesh: MeshSettings) -> Iterator[Problem]:
+    has_cert, has_key = bool(mesh.mesh_ca_root_cert_pem), bool(mesh.mesh_ca_root_key_pem.get_secret_value())
+    if has_cert != has_key:
+        yield Problem(
+            config_key("mesh_ca_root_cert_pem"),
+            "(set)" if has_cert else "(empty)",
+            "set both meshlab:meshCaRootCertPem and meshlab:meshCaRootKeyPem, or neither to generate a root",
+        )
+    if has_cert and "-----BEGIN CERTIFICATE-----" not in mesh.mesh_ca_root_cert_pem:
+        yield Problem(config_key("mesh_ca_root_cert_pem"), "(not PEM)", "expected a PEM certificate")
+    if (has_cert or has_key) and not mesh.mesh_plugged_ca:
+        yield Problem(
+            config_key("mesh_plugged_ca"),
+            mesh.mesh_plugged_ca,
+            "a shared root CA is only used with meshPluggedCa: true",
+        )
+    for field in ("mesh_ca_root_validity_hours", "mesh_ca_intermediate_validity_hours"):
+        if getattr(mesh, field) < MINIMUM_CA_HOURS:
+            yield Problem(config_key(field), getattr(mesh, field), f"at least {MINIMUM_CA_HOURS} hours")
+    if not has_cert and mesh.mesh_ca_intermediate_validity_hours >= mesh.mesh_ca_root_validity_hours:
+        yield Problem(
+            config_key("mesh_ca_intermediate_validity_hours"),
+            mesh.mesh_ca_intermediate_validity_hours,
+            f"must end before the root it is signed by ({config_key('mesh_ca_root_validity_hours')} = "
+            f"{mesh.mesh_ca_root_validity_hours})",
+        )
+
+
+def check_platform(platform: PlatformSettings, network: NetworkSettings) -> Iterator[Problem]:
+    if not _DNS_NAME.match(platform.ingress_domain):
+        yield Problem(
+            config_key("ingress_domain"), platform.ingress_domain, "not a DNS name (lowercase, dot-separated)"
+        )
+    if platform.ingress_address is not None and platform.ingress_address not in network.metallb_pool:
+        yield Problem(
+            config_key("ingress_address"),
+            platform.ingress_address,
+            f"MetalLB can only hand out addresses from {config_key('metallb_pool')} = {network.metallb_pool}",
+        )
+    if not _OBJECT_NAME.match(platform.nfs_storage_class):
+        yield Problem(
+            config_key("nfs_storage_class"), platform.nfs_storage_class, "not a Kubernetes object name (lowercase)"
+        )
+    if not _DURATION.match(platform.prometheus_retention):
+        yield Problem(
+            config_key("prometheus_retention"), platform.prometheus_retention, "expected a duration such as 7d or 24h"
+        )
+
+
 def validate(settings: Settings) -> list[Problem]:
     """Every cross-field problem of a parsed settings tree (empty when valid)."""
     problems = [
         *check_topology(settings.topology),
         *check_network(settings.network, settings.topology),
         *check_cluster(settings.cluster, settings.network, settings.topology),
+        *check_mesh(settings.mesh),
+        *check_platform(settings.platform, settings.network),
     ]
     if not problems:
         try:

@@ -41,6 +41,38 @@ GRAFANA_CHART = "9.3.2"
 PROMETHEUS_CHART = "27.31.0"
 # Kyverno 1.15 supports Kubernetes 1.30 to 1.33; chart 3.5.3 ships app v1.15.3.
 KYVERNO_CHART = "3.5.3"
+# The Gateway API release manifest (standard channel) that Istio 1.27 is built against.
+GATEWAY_API_CRDS_URL = (
+    f"https://github.com/kubernetes-sigs/gateway-api/releases/download/{GATEWAY_API}/standard-install.yaml"
+)
+
+
+@dataclass(frozen=True)
+class HelmChart:
+    """A chart pinned to an exact version, and the repository it comes from."""
+
+    name: str
+    version: str
+    repository: str
+
+
+ISTIO_REPOSITORY = "https://istio-release.storage.googleapis.com/charts"
+CHARTS: dict[str, HelmChart] = {
+    "istio-base": HelmChart("base", ISTIO, ISTIO_REPOSITORY),
+    "istiod": HelmChart("istiod", ISTIO, ISTIO_REPOSITORY),
+    "istio-cni": HelmChart("cni", ISTIO, ISTIO_REPOSITORY),
+    "ztunnel": HelmChart("ztunnel", ISTIO, ISTIO_REPOSITORY),
+    "metallb": HelmChart("metallb", METALLB_CHART, "https://metallb.github.io/metallb"),
+    "nfs-provisioner": HelmChart(
+        "nfs-subdir-external-provisioner",
+        NFS_PROVISIONER_CHART,
+        "https://kubernetes-sigs.github.io/nfs-subdir-external-provisioner/",
+    ),
+    "kyverno": HelmChart("kyverno", KYVERNO_CHART, "https://kyverno.github.io/kyverno/"),
+    "prometheus": HelmChart("prometheus", PROMETHEUS_CHART, "https://prometheus-community.github.io/helm-charts"),
+    "grafana": HelmChart("grafana", GRAFANA_CHART, "https://grafana.github.io/helm-charts"),
+    "kiali": HelmChart("kiali-server", KIALI_CHART, "https://kiali.org/helm-charts"),
+}
 
 
 @dataclass(frozen=True)

@@ -24,10 +24,16 @@ if str(ROOT) not in sys.path:
 from config.loader import StackConfig, read_stack_file  # noqa: E402
 from tools.render import Rendering, render, stack_file, with_overrides  # noqa: E402
 
-# Registrations per stack that are not per-node: LabHosts, the SSH key, and the preflight,
-# network and image components with one command each; Rke2Cluster, its token, NFS server
-# component and command, readiness and kubeconfig steps, and the Kubernetes provider.
-FIXED_RESOURCES = 8 + 7
+# Registrations per stack that are not per-node:
+# - hosts: LabHosts, the SSH key, and the preflight, network and image components with one command each;
+# - cluster: Rke2Cluster, its token, NFS server component and command, readiness and kubeconfig
+#   steps, and the Kubernetes provider;
+# - the layers on Kubernetes: 5 namespaces with their ServiceAccount patches (+1 component), Gateway
+#   API CRDs (2), MetalLB (4), Istio (6), the ingress (2), the NFS provisioner (2), Kyverno (3).
+FIXED_RESOURCES = 8 + 7 + 11 + 2 + 4 + 6 + 2 + 2 + 3
+# The plugged-in mesh CA: its component, root key and certificate, intermediate key, request and
+# certificate, and the cacerts Secret.
+PLUGGED_CA_RESOURCES = 7
 # Per node: the VirtualBoxVm component, its seed, VM, SSH-wait and cloud-init steps, then the
 # Rke2Node component with preflight, prepare, install, files, start and upgrade steps and one
 # copy per file (config.yaml; servers also the Cilium HelmChartConfig and kube-vip).
@@ -35,8 +41,8 @@ RESOURCES_PER_SERVER = 5 + 7 + 3
 RESOURCES_PER_AGENT = 5 + 7 + 1
 
 
-def expected_resource_count(servers: int, agents: int, generated_key: bool = True) -> int:
-    fixed = FIXED_RESOURCES - (0 if generated_key else 1)
+def expected_resource_count(servers: int, agents: int, *, generated_key: bool = True, plugged_ca: bool = False) -> int:
+    fixed = FIXED_RESOURCES - (0 if generated_key else 1) + (PLUGGED_CA_RESOURCES if plugged_ca else 0)
     return fixed + RESOURCES_PER_SERVER * servers + RESOURCES_PER_AGENT * agents
 
 

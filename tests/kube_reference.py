@@ -36,8 +36,10 @@ def validate_against_crd(document: dict[str, Any], crd_file: Path) -> None:
     """Raise jsonschema.ValidationError when `document` breaks its CRD's structural schema,
     including fields the CRD does not define (which the API server would silently drop)."""
     _, _, version = document["apiVersion"].rpartition("/")
-    schema = crd_schema(crd_file, document["kind"], version)
-    jsonschema.Draft7Validator(_closed(schema)).validate(document)
+    schema = _closed(crd_schema(crd_file, document["kind"], version))
+    # Some CRDs describe only spec and status; every object also has these three.
+    schema["properties"] = {"apiVersion": {"type": "string"}, "kind": {"type": "string"}, "metadata": {}, **schema.get("properties", {})}
+    jsonschema.Draft7Validator(schema).validate(document)
 
 
 def _closed(schema: dict[str, Any]) -> dict[str, Any]:
@@ -91,3 +93,51 @@ def merged(defaults: Any, overrides: Any) -> Any:
     if isinstance(defaults, dict) and isinstance(overrides, dict):
         return {**defaults, **{key: merged(defaults.get(key), value) for key, value in overrides.items()}}
     return overrides
+
+
+# Istio's charts are published as base, istiod, cni and ztunnel; the reference folders say istio-*.
+_REFERENCE_PREFIX = {"base": "istio-", "istiod": "istio-", "cni": "istio-", "ztunnel": "istio-"}
+# Istio charts keep their defaults under this key and read user values from the top level.
+ISTIO_DEFAULTS_KEY = "_internal_defaults_do_not_set"
+
+
+def reference_chart(chart: str, version: str) -> Path:
+    """The reference folder of a pinned chart, e.g. ("cni", "1.27.0") -> charts/istio-cni-1.27.0."""
+    folder = CHARTS / f"{_REFERENCE_PREFIX.get(chart, '')}{chart}-{version}"
+    if not folder.is_dir():
+        raise LookupError(f"no reference chart for {chart} {version} in {CHARTS}")
+    return folder
+
+
+def chart_defaults(folder: Path) -> dict[str, Any]:
+    values: dict[str, Any] = yaml.safe_load((folder / "values.yaml").read_text()) or {}
+    return values.get(ISTIO_DEFAULTS_KEY, values) if set(values) == {ISTIO_DEFAULTS_KEY} else values
+
+
+def chart_value_paths(folder: Path) -> set[str]:
+    """Dotted paths a chart's values.yaml defines or documents (Istio's wrapper key removed)."""
+    prefix = f"{ISTIO_DEFAULTS_KEY}."
+    return {path.removeprefix(prefix) for path in documented_value_paths(folder / "values.yaml")}
+
+
+def _crd_index() -> dict[tuple[str, str], Path]:
+    index: dict[tuple[str, str], Path] = {}
+    for path in sorted(CRDS.rglob("*.yaml")):
+        for document in yaml.safe_load_all(path.read_text()):
+            if isinstance(document, dict) and document.get("kind") == "CustomResourceDefinition":
+                index[(document["spec"]["group"], document["spec"]["names"]["kind"])] = path
+    return index
+
+
+_CRD_INDEX: dict[tuple[str, str], Path] = {}
+
+
+def crd_file(api_version: str, kind: str) -> Path:
+    """The reference CRD file that defines `kind` in the API group of `api_version`."""
+    if not _CRD_INDEX:
+        _CRD_INDEX.update(_crd_index())
+    group = api_version.rpartition("/")[0]
+    try:
+        return _CRD_INDEX[(group, kind)]
+    except KeyError:
+        raise LookupError(f"no reference CRD for {kind} in {group}") from None

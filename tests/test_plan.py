@@ -64,10 +64,10 @@ def test_plan_is_deterministic(capsys):
 def test_plan_tree_shows_every_resource_under_its_parent(capsys):
     assert plan.main(["staging"]) == 0
     lines = capsys.readouterr().out.splitlines()
-    assert lines[0] == f"stack staging: {expected_resource_count(3, 2)} resources"
-    assert len(lines) == 1 + expected_resource_count(3, 2)
+    assert lines[0] == f"stack staging: {expected_resource_count(3, 2, plugged_ca=True)} resources"
+    assert len(lines) == 1 + expected_resource_count(3, 2, plugged_ca=True)
     assert lines[1] == "├─ cluster  [meshlab:cluster:Rke2Cluster]"
-    assert "└─ hosts  [meshlab:hosts:LabHosts]" in lines
+    assert "├─ hosts  [meshlab:hosts:LabHosts]" in lines
     vm_line = next(i for i, line in enumerate(lines) if "stg-agent1  [meshlab:hosts:VirtualBoxVm]" in line)
     assert "stg-agent1-vm  [command:local:Command]" in "\n".join(lines[vm_line + 1 : vm_line + 5])
 

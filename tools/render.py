@@ -76,6 +76,8 @@ class Registration:
     delete_before_replace: bool
     deleted_with: str = ""
     ignore_changes: tuple[str, ...] = ()
+    # "URN::ID" of the provider resource the request names explicitly, or "".
+    provider: str = ""
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -140,6 +142,7 @@ class RecordingMonitor(pulumi_mocks.MockMonitor):
                 delete_before_replace=request.deleteBeforeReplace,
                 deleted_with=request.deletedWith,
                 ignore_changes=tuple(request.ignoreChanges),
+                provider=request.provider,
             )
         )
         return response
@@ -156,7 +159,13 @@ class LabMocks(pulumi_mocks.Mocks):
     def new_resource(self, args: pulumi_mocks.MockResourceArgs) -> tuple[str, dict[str, Any]]:
         outputs = dict(args.inputs)
         if args.typ == "tls:index/privateKey:PrivateKey":
-            outputs.update(publicKeyOpenssh=MOCK_PUBLIC_KEY, privateKeyOpenssh=MOCK_PRIVATE_KEY)
+            outputs.update(
+                publicKeyOpenssh=MOCK_PUBLIC_KEY, privateKeyOpenssh=MOCK_PRIVATE_KEY, privateKeyPem=MOCK_PRIVATE_KEY
+            )
+        if args.typ in ("tls:index/selfSignedCert:SelfSignedCert", "tls:index/locallySignedCert:LocallySignedCert"):
+            outputs.update(certPem=f"-----BEGIN CERTIFICATE-----\n{args.name}\n-----END CERTIFICATE-----\n")
+        if args.typ == "tls:index/certRequest:CertRequest":
+            outputs.update(certRequestPem=f"-----BEGIN CERTIFICATE REQUEST-----\n{args.name}\n-----END CERTIFICATE REQUEST-----\n")
         if args.typ == "random:index/randomPassword:RandomPassword":
             outputs.update(result=MOCK_TOKEN)
         if args.typ.startswith("command:"):

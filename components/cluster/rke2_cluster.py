@@ -9,6 +9,7 @@ layers above a `ClusterAccess`.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import pulumi
@@ -50,6 +51,12 @@ class ClusterAccess:
     ready: pulumi.Resource
     nfs: NfsExport
     host_only_interface: str
+
+    def options(
+        self, parent: pulumi.Resource, depends_on: Sequence[pulumi.Input[pulumi.Resource]] = ()
+    ) -> pulumi.ResourceOptions:
+        """Options for a Kubernetes object or Helm release: through this cluster's provider."""
+        return pulumi.ResourceOptions(parent=parent, provider=self.provider, depends_on=list(depends_on))
 
 
 def cilium_workloads(settings: Settings) -> list[str]:

@@ -1,0 +1,42 @@
+"""Helm releases, always from a chart pinned in config/versions.py."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import pulumi
+import pulumi_kubernetes as k8s
+
+from config import versions
+
+# Generous: a lab on a laptop pulls every image for the first time.
+RELEASE_TIMEOUT_SECONDS = 900
+
+
+def release(
+    resource_name: str,
+    *,
+    name: str,
+    chart: str,
+    namespace: str,
+    values: Mapping[str, Any] | pulumi.Output[Mapping[str, Any]],
+    opts: pulumi.ResourceOptions,
+) -> k8s.helm.v3.Release:
+    """`helm upgrade --install` of the pinned chart `chart` (a key of versions.CHARTS) as release `name`
+    in `namespace`, registered as `resource_name`.
+
+    Pulumi waits until the release's workloads are ready, so whatever depends on it (a pool after
+    MetalLB's webhook, istio-cni after istiod) starts against a working service."""
+    pinned = versions.CHARTS[chart]
+    return k8s.helm.v3.Release(
+        resource_name,
+        name=name,
+        chart=pinned.name,
+        version=pinned.version,
+        repository_opts=k8s.helm.v3.RepositoryOptsArgs(repo=pinned.repository),
+        namespace=namespace,
+        values=values,
+        timeout=RELEASE_TIMEOUT_SECONDS,
+        opts=opts,
+    )

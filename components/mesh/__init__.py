@@ -1,0 +1,1 @@
+"""The mesh layer: Istio ambient and its certificate authority."""

@@ -1,0 +1,114 @@
+"""`meshlab:mesh:IstioAmbient`: Istio in ambient mode, in the order its Helm guide gives.
+
+base -> istiod -> istio-cni -> ztunnel, each with `profile: ambient`. istiod waits for the
+Gateway API CRDs and, when plugged in, the `cacerts` secret; istio-cni waits until Cilium is
+healthy (it chains itself into Cilium's CNI config). A mesh-wide PeerAuthentication in the root
+namespace sets the mTLS mode.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pulumi
+import pulumi_kubernetes as k8s
+
+from components.cluster.rke2_cluster import ClusterAccess
+from components.helm import release
+from components.kube import custom_resource
+from components.mesh.ca import MeshCa
+from components.network.gateway_api import GatewayApiCrds
+from components.security.namespaces import ISTIO_SYSTEM
+from config.settings import Settings
+
+ROOT_NAMESPACE = ISTIO_SYSTEM
+AMBIENT = {"profile": "ambient"}
+
+
+def istiod_values() -> dict[str, Any]:
+    # Waypoints and gateways get a RuntimeDefault seccomp profile, so they run in restricted namespaces.
+    return {**AMBIENT, "gateways": {"seccompProfile": {"type": "RuntimeDefault"}}}
+
+
+def cni_values() -> dict[str, Any]:
+    # RKE2 keeps CNI files in the standard /etc/cni/net.d and /opt/cni/bin, the chart's defaults;
+    # `global.platform` stays unset (the k3s platform would point elsewhere).
+    return dict(AMBIENT)
+
+
+def peer_authentication(mode: str) -> dict[str, Any]:
+    return {
+        "apiVersion": "security.istio.io/v1",
+        "kind": "PeerAuthentication",
+        "metadata": {"name": "default", "namespace": ROOT_NAMESPACE},
+        "spec": {"mtls": {"mode": mode}},
+    }
+
+
+class IstioAmbient(pulumi.ComponentResource):
+    def __init__(
+        self,
+        name: str,
+        *,
+        access: ClusterAccess,
+        namespace: k8s.core.v1.Namespace,
+        gateway_api: GatewayApiCrds,
+        settings: Settings,
+        opts: pulumi.ResourceOptions | None = None,
+    ) -> None:
+        mesh = settings.mesh
+        super().__init__(
+            "meshlab:mesh:IstioAmbient",
+            name,
+            {"mtlsMode": mesh.mesh_mtls_mode, "pluggedCa": mesh.mesh_plugged_ca, "rootNamespace": ROOT_NAMESPACE},
+            opts,
+        )
+        self.ca = (
+            MeshCa(
+                f"{name}-ca",
+                access=access,
+                namespace=namespace,
+                mesh=mesh,
+                cluster_name=access.name,
+                opts=pulumi.ResourceOptions(parent=self),
+            )
+            if mesh.mesh_plugged_ca
+            else None
+        )
+        self.base = release(
+            f"{name}-base",
+            name="istio-base",
+            chart="istio-base",
+            namespace=ROOT_NAMESPACE,
+            values=dict(AMBIENT),
+            opts=access.options(self, [namespace]),
+        )
+        self.istiod = release(
+            f"{name}-istiod",
+            name="istiod",
+            chart="istiod",
+            namespace=ROOT_NAMESPACE,
+            values=istiod_values(),
+            opts=access.options(self, [self.base, gateway_api, *([self.ca] if self.ca else [])]),
+        )
+        self.cni = release(
+            f"{name}-cni",
+            name="istio-cni",
+            chart="istio-cni",
+            namespace=ROOT_NAMESPACE,
+            values=cni_values(),
+            opts=access.options(self, [self.istiod, access.ready]),
+        )
+        self.ztunnel = release(
+            f"{name}-ztunnel",
+            name="ztunnel",
+            chart="ztunnel",
+            namespace=ROOT_NAMESPACE,
+            values=dict(AMBIENT),
+            opts=access.options(self, [self.cni]),
+        )
+        self.peer_authentication = custom_resource(
+            f"{name}-mesh-mtls", peer_authentication(mesh.mesh_mtls_mode), access.options(self, [self.base])
+        )
+        self.root_namespace = ROOT_NAMESPACE
+        self.register_outputs({"mtlsMode": mesh.mesh_mtls_mode})

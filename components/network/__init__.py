@@ -1,0 +1,1 @@
+"""The network layer: Gateway API, MetalLB and the ingress gateway."""

@@ -1,0 +1,76 @@
+"""`meshlab:network:IngressGateway`: the lab's one ingress, a Gateway API `Gateway` of class istio.
+
+istiod deploys it (Deployment and LoadBalancer Service `ingress-istio`); MetalLB gives the
+Service the fixed address from settings, so the workstation's hosts file stays valid across
+rebuilds. Routes from any namespace may attach (the UIs and the test app live in several).
+"""
+
+from __future__ import annotations
+
+from ipaddress import IPv4Address
+from typing import Any
+
+import pulumi
+
+from components.cluster.rke2_cluster import ClusterAccess
+from components.kube import custom_resource
+from components.mesh.istio import IstioAmbient
+from components.network.metallb import MetalLb
+from components.security.namespaces import ISTIO_SYSTEM
+from config.settings import Settings
+
+GATEWAY_NAME = "ingress"
+HTTP_LISTENER = "http"
+
+
+def ingress_address(settings: Settings) -> IPv4Address:
+    return settings.platform.ingress_address or settings.network.metallb_pool.first
+
+
+def gateway(address: IPv4Address) -> dict[str, Any]:
+    return {
+        "apiVersion": "gateway.networking.k8s.io/v1",
+        "kind": "Gateway",
+        "metadata": {"name": GATEWAY_NAME, "namespace": ISTIO_SYSTEM},
+        "spec": {
+            "gatewayClassName": "istio",
+            # Copied by istiod onto the generated Service; MetalLB reads it.
+            "infrastructure": {"annotations": {"metallb.io/loadBalancerIPs": str(address)}},
+            "listeners": [
+                {
+                    "name": HTTP_LISTENER,
+                    "port": 80,
+                    "protocol": "HTTP",
+                    "allowedRoutes": {"namespaces": {"from": "All"}},
+                }
+            ],
+        },
+    }
+
+
+def parent_ref() -> dict[str, str]:
+    """How an HTTPRoute attaches to the lab's ingress."""
+    return {"name": GATEWAY_NAME, "namespace": ISTIO_SYSTEM, "sectionName": HTTP_LISTENER}
+
+
+class IngressGateway(pulumi.ComponentResource):
+    def __init__(
+        self,
+        name: str,
+        *,
+        access: ClusterAccess,
+        mesh: IstioAmbient,
+        metallb: MetalLb,
+        settings: Settings,
+        opts: pulumi.ResourceOptions | None = None,
+    ) -> None:
+        address = ingress_address(settings)
+        super().__init__("meshlab:network:IngressGateway", name, {"address": str(address)}, opts)
+        # After the component's own init, which sets an Output attribute per property.
+        self.address = address
+        self.gateway = custom_resource(
+            f"{name}-gateway",
+            gateway(self.address),
+            access.options(self, [mesh.istiod, metallb.pool, metallb.l2]),
+        )
+        self.register_outputs({"address": str(self.address)})

@@ -1,0 +1,65 @@
+"""`meshlab:network:MetalLb`: LoadBalancer addresses from the host-only network, announced by ARP.
+
+The address pool and L2 advertisement go in only after the release is ready: MetalLB's
+validating webhook rejects them until its controller answers.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pulumi
+import pulumi_kubernetes as k8s
+
+from components.cluster.rke2_cluster import ClusterAccess
+from components.helm import release
+from components.kube import custom_resource
+from components.security.namespaces import METALLB_SYSTEM
+from config.settings import Settings
+
+POOL_NAME = "lab-pool"
+
+
+def pool(settings: Settings) -> dict[str, Any]:
+    return {
+        "apiVersion": "metallb.io/v1beta1",
+        "kind": "IPAddressPool",
+        "metadata": {"name": POOL_NAME, "namespace": METALLB_SYSTEM},
+        "spec": {"addresses": [str(settings.network.metallb_pool)]},
+    }
+
+
+def l2_advertisement(interface: str) -> dict[str, Any]:
+    return {
+        "apiVersion": "metallb.io/v1beta1",
+        "kind": "L2Advertisement",
+        "metadata": {"name": POOL_NAME, "namespace": METALLB_SYSTEM},
+        # Answer ARP on the host-only NIC only: the NAT NIC is the same 10.0.2.0/24 on every VM.
+        "spec": {"ipAddressPools": [POOL_NAME], "interfaces": [interface]},
+    }
+
+
+class MetalLb(pulumi.ComponentResource):
+    def __init__(
+        self,
+        name: str,
+        *,
+        access: ClusterAccess,
+        namespace: k8s.core.v1.Namespace,
+        settings: Settings,
+        opts: pulumi.ResourceOptions | None = None,
+    ) -> None:
+        super().__init__("meshlab:network:MetalLb", name, {"pool": str(settings.network.metallb_pool)}, opts)
+        self.release = release(
+            f"{name}-release",
+            name="metallb",
+            chart="metallb",
+            namespace=METALLB_SYSTEM,
+            values={},
+            opts=access.options(self, [namespace]),
+        )
+        self.pool = custom_resource(f"{name}-pool", pool(settings), access.options(self, [self.release]))
+        self.l2 = custom_resource(
+            f"{name}-l2", l2_advertisement(access.host_only_interface), access.options(self, [self.release])
+        )
+        self.register_outputs({"pool": str(settings.network.metallb_pool)})

@@ -1,0 +1,1 @@
+"""The observability layer: Prometheus, Grafana, Kiali and the Hubble UI."""

@@ -1,0 +1,1 @@
+"""The security layer: namespaces labelled for Pod Security, and Kyverno."""

@@ -1,0 +1,75 @@
+"""`meshlab:security:Kyverno`: Kyverno, and the policy that hardens waypoint pods.
+
+istiod already gives waypoints a RuntimeDefault seccomp profile (see the mesh layer); the
+Kyverno mutation is the second line, so a waypoint still runs in a restricted namespace if
+that istiod value is ever lost. It has to exist before any waypoint Gateway is created.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pulumi
+import pulumi_kubernetes as k8s
+
+from components.cluster.rke2_cluster import ClusterAccess
+from components.helm import release
+from components.kube import custom_resource
+from components.security.namespaces import KYVERNO
+
+WAYPOINT_POLICY = "meshlab-harden-waypoints"
+# The label istiod puts on the pods of waypoints it manages.
+WAYPOINT_POD_LABEL = {"gateway.istio.io/managed": "istio.io-mesh-controller"}
+
+
+def waypoint_policy() -> dict[str, Any]:
+    return {
+        "apiVersion": "kyverno.io/v1",
+        "kind": "ClusterPolicy",
+        "metadata": {
+            "name": WAYPOINT_POLICY,
+            "annotations": {
+                "policies.kyverno.io/title": "Harden Istio waypoint pods",
+                "policies.kyverno.io/description": (
+                    "Gives pods of istiod-managed waypoints a RuntimeDefault seccomp profile, so they pass "
+                    "Pod Security restricted in ambient namespaces."
+                ),
+            },
+        },
+        "spec": {
+            "background": False,
+            "rules": [
+                {
+                    "name": "runtime-default-seccomp",
+                    "match": {"any": [{"resources": {"kinds": ["Pod"], "selector": {"matchLabels": WAYPOINT_POD_LABEL}}}]},
+                    "mutate": {
+                        "patchStrategicMerge": {"spec": {"securityContext": {"seccompProfile": {"type": "RuntimeDefault"}}}}
+                    },
+                }
+            ],
+        },
+    }
+
+
+class Kyverno(pulumi.ComponentResource):
+    def __init__(
+        self,
+        name: str,
+        *,
+        access: ClusterAccess,
+        namespace: k8s.core.v1.Namespace,
+        opts: pulumi.ResourceOptions | None = None,
+    ) -> None:
+        super().__init__("meshlab:security:Kyverno", name, {"policies": [WAYPOINT_POLICY]}, opts)
+        self.release = release(
+            f"{name}-release",
+            name="kyverno",
+            chart="kyverno",
+            namespace=KYVERNO,
+            values={},
+            opts=access.options(self, [namespace]),
+        )
+        self.waypoint_policy = custom_resource(
+            f"{name}-waypoint-policy", waypoint_policy(), access.options(self, [self.release])
+        )
+        self.register_outputs({"policies": [WAYPOINT_POLICY]})

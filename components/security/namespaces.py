@@ -1,0 +1,99 @@
+"""`meshlab:security:Namespaces`: every namespace the lab creates, labelled for Pod Security first.
+
+RKE2's CIS profile enforces `restricted` everywhere but kube-system. A namespace whose pods
+need more (istio-cni and ztunnel, the MetalLB speaker, the NFS provisioner, node-exporter) is
+labelled with the lowest level that works, before its chart goes in, and says why in an
+annotation; every other namespace enforces `restricted`. The `default` ServiceAccount of each
+namespace stops mounting its token (CIS 5.1.5).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+import pulumi
+import pulumi_kubernetes as k8s
+
+from components.cluster.rke2_cluster import ClusterAccess
+from config import versions
+from config.settings import Settings
+
+Level = Literal["privileged", "baseline", "restricted"]
+# Read by the policy pack's namespace-label policy (policy-pack/meshlab_policy/settings.py).
+REASON_ANNOTATION = "meshlab.dev/pod-security-reason"
+PSA_PREFIX = "pod-security.kubernetes.io"
+# Pin the profile to the cluster's minor version, so a Kubernetes upgrade cannot tighten or loosen it unseen.
+PSA_VERSION = "v" + ".".join(versions.KUBERNETES.lstrip("v").split(".")[:2])
+
+ISTIO_SYSTEM = "istio-system"
+METALLB_SYSTEM = "metallb-system"
+NFS_PROVISIONER = "nfs-provisioner"
+MONITORING = "monitoring"
+KYVERNO = "kyverno"
+
+
+@dataclass(frozen=True)
+class NamespaceSpec:
+    name: str
+    level: Level
+    reason: str = ""
+    labels: dict[str, str] = field(default_factory=dict)
+
+    def metadata(self) -> dict[str, object]:
+        labels = {f"{PSA_PREFIX}/{mode}": self.level for mode in ("enforce", "audit", "warn")}
+        labels |= {f"{PSA_PREFIX}/{mode}-version": PSA_VERSION for mode in ("enforce", "audit", "warn")}
+        metadata: dict[str, object] = {"name": self.name, "labels": {**labels, **self.labels}}
+        if self.reason:
+            metadata["annotations"] = {REASON_ANNOTATION: self.reason}
+        return metadata
+
+
+def namespace_specs(settings: Settings) -> list[NamespaceSpec]:
+    monitoring = (
+        NamespaceSpec(MONITORING, "privileged", "node-exporter reads the host through hostNetwork, hostPID and hostPath")
+        if settings.platform.node_exporter_enabled
+        else NamespaceSpec(MONITORING, "restricted")
+    )
+    return [
+        NamespaceSpec(
+            ISTIO_SYSTEM,
+            "privileged",
+            "istio-cni and ztunnel run as root with NET_ADMIN, SYS_ADMIN and hostPath mounts to redirect pod traffic",
+        ),
+        NamespaceSpec(METALLB_SYSTEM, "privileged", "the MetalLB speaker answers ARP with hostNetwork and NET_RAW"),
+        NamespaceSpec(NFS_PROVISIONER, "baseline", "the provisioner mounts the NFS export as an inline nfs volume"),
+        monitoring,
+        NamespaceSpec(KYVERNO, "restricted"),
+    ]
+
+
+class Namespaces(pulumi.ComponentResource):
+    def __init__(
+        self, name: str, *, access: ClusterAccess, settings: Settings, opts: pulumi.ResourceOptions | None = None
+    ) -> None:
+        specs = namespace_specs(settings)
+        super().__init__(
+            "meshlab:security:Namespaces", name, {"namespaces": {spec.name: spec.level for spec in specs}}, opts
+        )
+        self.namespaces: dict[str, k8s.core.v1.Namespace] = {}
+        for spec in specs:
+            namespace = k8s.core.v1.Namespace(
+                f"{name}-{spec.name}", metadata=spec.metadata(), opts=access.options(self)
+            )
+            k8s.core.v1.ServiceAccountPatch(
+                f"{name}-{spec.name}-default-sa",
+                metadata={
+                    "name": "default",
+                    "namespace": spec.name,
+                    # The service-account controller owns this object; take over just this field.
+                    "annotations": {"pulumi.com/patchForce": "true"},
+                },
+                automount_service_account_token=False,
+                opts=access.options(self, [namespace]),
+            )
+            self.namespaces[spec.name] = namespace
+        self.register_outputs({"namespaces": list(self.namespaces)})
+
+    def __getitem__(self, name: str) -> k8s.core.v1.Namespace:
+        return self.namespaces[name]

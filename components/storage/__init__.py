@@ -1,0 +1,1 @@
+"""The storage layer: dynamic NFS volumes."""

@@ -1,0 +1,314 @@
+"""The layers on Kubernetes under mocks: namespaces, Gateway API, Istio ambient, the mesh CA,
+MetalLB, the ingress, NFS storage and Kyverno. Every object is checked against the upstream
+schema it will meet: CRDs, the Kubernetes 1.32 OpenAPI, and each chart's own values.yaml."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import kubernetes_validate
+import pytest
+
+from components.security.namespaces import REASON_ANNOTATION
+from config import versions
+from config.loader import StackConfig
+from tests.conftest import STACKS
+from tests.kube_reference import chart_value_paths, crd_file, reference_chart, validate_against_crd, value_paths
+from tools.render import SECRET, Registration, Rendering
+
+RELEASE = "kubernetes:helm.sh/v3:Release"
+NAMESPACE = "kubernetes:core/v1:Namespace"
+KUBERNETES_MINOR = ".".join(versions.KUBERNETES.lstrip("v").split(".")[:2])
+# Keys a chart reads without listing them in values.yaml, with the evidence.
+UNLISTED_VALUES = {
+    # Every Istio chart ships files/profile-*.yaml and applies the one `profile` names (lab-spec §5.1).
+    "base": {"profile"},
+    "istiod": {"profile"},
+    "cni": {"profile"},
+    "ztunnel": {"profile"},
+}
+
+
+@pytest.fixture(scope="module")
+def lab(rendered: dict[str, Rendering]) -> Rendering:
+    return rendered["lab"]
+
+
+def named(rendering: Rendering, name: str) -> Registration:
+    [resource] = [r for r in rendering.resources() if r.name == name]
+    return resource
+
+
+def depends(resource: Registration, target: Registration) -> bool:
+    return target.urn in resource.dependencies
+
+
+def kubernetes_objects(rendering: Rendering) -> list[Registration]:
+    return [r for r in rendering.resources() if r.type.startswith("kubernetes:") and r.custom]
+
+
+def is_core(resource: Registration) -> bool:
+    group_version = resource.type.split(":")[1]
+    return "." not in group_version.split("/")[0] or group_version.split("/")[0].endswith(".k8s.io") and not (
+        group_version.startswith("gateway.networking.k8s.io")
+    )
+
+
+def without_secrets(value: Any) -> Any:
+    """The document as the schema sees it: secret fields (shown as "[secret]") left out."""
+    if isinstance(value, dict):
+        return {key: without_secrets(item) for key, item in value.items() if item != SECRET}
+    if isinstance(value, list):
+        return [without_secrets(item) for item in value]
+    return value
+
+
+# --- every object against its schema -------------------------------------------------------------
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_every_custom_resource_matches_its_crd(rendered, stack):
+    custom = [
+        r
+        for r in kubernetes_objects(rendered[stack])
+        if r.type not in (RELEASE, "kubernetes:yaml/v2:ConfigFile") and not is_core(r)
+    ]
+    assert len(custom) >= 5
+    for resource in custom:
+        validate_against_crd(without_secrets(resource.inputs), crd_file(resource.inputs["apiVersion"], resource.inputs["kind"]))
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_every_core_object_matches_the_kubernetes_schema(rendered, stack):
+    core = [r for r in kubernetes_objects(rendered[stack]) if is_core(r)]
+    assert {r.inputs["kind"] for r in core} >= {"Namespace", "ServiceAccount"}
+    for resource in core:
+        kubernetes_validate.validate(without_secrets(resource.inputs), KUBERNETES_MINOR, strict=True)
+
+
+def test_the_schema_checks_catch_a_typo():
+    with pytest.raises(kubernetes_validate.ValidationError):
+        kubernetes_validate.validate(
+            {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "x", "lables": {}}}, KUBERNETES_MINOR, strict=True
+        )
+    peer = {
+        "apiVersion": "security.istio.io/v1",
+        "kind": "PeerAuthentication",
+        "metadata": {"name": "default", "namespace": "istio-system"},
+        "spec": {"mtls": {"mod": "STRICT"}},
+    }
+    with pytest.raises(Exception, match="mod"):
+        validate_against_crd(peer, crd_file(peer["apiVersion"], peer["kind"]))
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_every_release_is_pinned_and_sets_only_keys_its_chart_has(rendered, stack):
+    releases = rendered[stack].of_type(RELEASE)
+    assert len(releases) >= 8
+    pinned = {(chart.name, chart.version, chart.repository) for chart in versions.CHARTS.values()}
+    for release in releases:
+        chart, version = release.inputs["chart"], release.inputs["version"]
+        assert (chart, version, release.inputs["repositoryOpts"]["repo"]) in pinned, release.name
+        known = chart_value_paths(reference_chart(chart, version)) | UNLISTED_VALUES.get(chart, set())
+        unknown = {
+            path
+            for path in value_paths(without_secrets(release.inputs.get("values", {})))
+            if path not in known and not any(path.startswith(free + ".") for free in FREE_FORM.get(chart, ()))
+        }
+        assert unknown == set(), f"{release.name}: {chart} {version} has no values {sorted(unknown)}"
+
+
+# Values a chart leaves free-form (maps of user-chosen names, or config files as text).
+FREE_FORM: dict[str, tuple[str, ...]] = {}
+
+
+def test_the_values_check_catches_a_typo():
+    known = chart_value_paths(reference_chart("istiod", versions.ISTIO))
+    assert "gateways.seccompProfile" in known
+    assert "gateways.secompProfile" not in known
+
+
+# --- namespaces ---------------------------------------------------------------------------------
+
+
+def test_namespaces_are_labelled_for_pod_security(lab):
+    namespaces = {r.inputs["metadata"]["name"]: r.inputs["metadata"] for r in lab.of_type(NAMESPACE)}
+    levels = {name: meta["labels"]["pod-security.kubernetes.io/enforce"] for name, meta in namespaces.items()}
+    assert levels == {
+        "istio-system": "privileged",
+        "metallb-system": "privileged",
+        "nfs-provisioner": "baseline",
+        "monitoring": "restricted",
+        "kyverno": "restricted",
+    }
+    for name, meta in namespaces.items():
+        labels = meta["labels"]
+        for mode in ("audit", "warn"):
+            assert labels[f"pod-security.kubernetes.io/{mode}"] == levels[name]
+        assert labels["pod-security.kubernetes.io/enforce-version"] == f"v{KUBERNETES_MINOR}"
+        reason = meta.get("annotations", {}).get(REASON_ANNOTATION, "")
+        assert bool(reason) == (levels[name] != "restricted"), name
+        assert "istio.io/dataplane-mode" not in labels  # no system namespace joins the mesh
+
+
+def test_node_exporter_makes_monitoring_privileged(render_with):
+    rendering = render_with({"meshlab:nodeExporterEnabled": True})
+    [monitoring] = [r for r in rendering.of_type(NAMESPACE) if r.inputs["metadata"]["name"] == "monitoring"]
+    assert monitoring.inputs["metadata"]["labels"]["pod-security.kubernetes.io/enforce"] == "privileged"
+    assert "node-exporter" in monitoring.inputs["metadata"]["annotations"][REASON_ANNOTATION]
+
+
+def test_default_service_accounts_stop_mounting_tokens(lab):
+    patches = lab.of_type("kubernetes:core/v1:ServiceAccountPatch")
+    namespaces = {r.inputs["metadata"]["name"]: r for r in lab.of_type(NAMESPACE)}
+    assert len(patches) == len(namespaces) == 5
+    for patch in patches:
+        assert patch.inputs["automountServiceAccountToken"] is False
+        assert patch.inputs["metadata"]["name"] == "default"
+        assert depends(patch, namespaces[patch.inputs["metadata"]["namespace"]])
+
+
+def test_every_kubernetes_object_goes_through_the_cluster_provider(lab):
+    [provider] = lab.of_type("pulumi:providers:kubernetes")
+    objects = kubernetes_objects(lab)
+    assert len(objects) >= 25
+    for resource in objects:
+        assert resource.provider.startswith(provider.urn + "::"), resource.name
+
+
+# --- Gateway API and Istio ----------------------------------------------------------------------
+
+
+def test_gateway_api_crds_are_the_pinned_standard_release(lab):
+    [crds] = lab.of_type("kubernetes:yaml/v2:ConfigFile")
+    assert crds.inputs["file"] == versions.GATEWAY_API_CRDS_URL
+    assert f"/{versions.GATEWAY_API}/standard-install.yaml" in crds.inputs["file"]
+
+
+def test_istio_installs_in_order_with_the_ambient_profile(lab):
+    base, istiod, cni, ztunnel = (named(lab, f"istio-{part}") for part in ("base", "istiod", "cni", "ztunnel"))
+    assert depends(base, named(lab, "namespaces-istio-system"))
+    assert depends(istiod, base) and depends(istiod, named(lab, "gateway-api-standard"))
+    assert depends(cni, istiod) and depends(cni, named(lab, "cluster-ready"))  # after Cilium is healthy
+    assert depends(ztunnel, cni)
+    for release in (base, istiod, cni, ztunnel):
+        assert release.inputs["values"]["profile"] == "ambient"
+        assert release.inputs["namespace"] == "istio-system"
+        assert release.inputs["version"] == versions.ISTIO
+    assert istiod.inputs["values"]["gateways"]["seccompProfile"] == {"type": "RuntimeDefault"}
+    assert "global" not in cni.inputs["values"]  # no platform override: RKE2 uses the default CNI paths
+    assert {"cniConfDir", "cniBinDir"}.isdisjoint(cni.inputs["values"])
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_mesh_wide_peer_authentication_is_strict_by_default(rendered, stack):
+    [peer] = rendered[stack].of_type("kubernetes:security.istio.io/v1:PeerAuthentication")
+    assert peer.inputs["metadata"] == {"name": "default", "namespace": "istio-system"}
+    assert peer.inputs["spec"] == {"mtls": {"mode": "STRICT"}}
+    assert depends(peer, named(rendered[stack], "istio-base"))
+
+
+def test_mtls_mode_comes_from_settings(render_with):
+    [peer] = render_with({"meshlab:meshMtlsMode": "PERMISSIVE"}).of_type(
+        "kubernetes:security.istio.io/v1:PeerAuthentication"
+    )
+    assert peer.inputs["spec"]["mtls"]["mode"] == "PERMISSIVE"
+
+
+def test_lab_uses_istiods_own_ca_and_staging_plugs_one_in(rendered):
+    assert rendered["lab"].of_type("meshlab:mesh:MeshCa") == []
+    for stack in ("staging", "prod"):
+        rendering = rendered[stack]
+        [ca] = rendering.of_type("meshlab:mesh:MeshCa")
+        [secret] = rendering.of_type("kubernetes:core/v1:Secret")
+        assert secret.inputs["metadata"]["name"] == "cacerts"
+        assert secret.inputs["metadata"]["namespace"] == "istio-system"
+        assert secret.inputs["stringData"] == SECRET and "stringData" in secret.secret_paths
+        assert depends(named(rendering, "istio-istiod"), secret)
+        keys = [r for r in rendering.of_type("tls:index/privateKey:PrivateKey") if r.parent == ca.urn]
+        assert len(keys) == 2
+        assert all({"privateKeyPem", "privateKeyOpenssh"} <= set(k.additional_secret_outputs) for k in keys)
+        [root] = rendering.of_type("tls:index/selfSignedCert:SelfSignedCert")
+        [intermediate] = rendering.of_type("tls:index/locallySignedCert:LocallySignedCert")
+        assert root.inputs["isCaCertificate"] and intermediate.inputs["isCaCertificate"]
+        assert intermediate.inputs["validityPeriodHours"] < root.inputs["validityPeriodHours"]
+        assert 0 < intermediate.inputs["earlyRenewalHours"] < intermediate.inputs["validityPeriodHours"]
+        assert intermediate.inputs["caPrivateKeyPem"] == SECRET
+
+
+def test_a_shared_root_replaces_the_generated_one(render_with, stack_configs):
+    root_cert = "-----BEGIN CERTIFICATE-----\nshared\n-----END CERTIFICATE-----\n"
+    rendering = render_with(
+        {"meshlab:meshCaRootCertPem": root_cert, "meshlab:meshCaRootKeyPem": "-----BEGIN PRIVATE KEY-----\nk\n"},
+        secret_keys=frozenset({"meshlab:meshCaRootKeyPem"}),
+        stack="staging",
+    )
+    assert rendering.of_type("tls:index/selfSignedCert:SelfSignedCert") == []
+    [intermediate] = rendering.of_type("tls:index/locallySignedCert:LocallySignedCert")
+    assert intermediate.inputs["caCertPem"] == root_cert
+    assert intermediate.inputs["caPrivateKeyPem"] == SECRET
+    assert "BEGIN PRIVATE KEY" not in json.dumps([r.inputs for r in rendering.resources()])
+
+
+# --- MetalLB and the ingress --------------------------------------------------------------------
+
+
+def test_metallb_pool_and_l2_come_after_the_release(lab):
+    release, pool, l2 = (named(lab, f"metallb-{part}") for part in ("release", "pool", "l2"))
+    assert depends(release, named(lab, "namespaces-metallb-system"))
+    assert depends(pool, release) and depends(l2, release)
+    assert pool.inputs["spec"]["addresses"] == ["192.168.56.200-192.168.56.250"]
+    assert l2.inputs["spec"] == {"ipAddressPools": [pool.inputs["metadata"]["name"]], "interfaces": ["hostonly0"]}
+
+
+def test_the_ingress_is_one_istio_gateway_on_a_fixed_metallb_address(lab):
+    [gateway] = lab.of_type("kubernetes:gateway.networking.k8s.io/v1:Gateway")
+    spec = gateway.inputs["spec"]
+    assert spec["gatewayClassName"] == "istio"
+    assert spec["infrastructure"]["annotations"]["metallb.io/loadBalancerIPs"] == "192.168.56.200"
+    assert [listener["port"] for listener in spec["listeners"]] == [80]
+    for before in ("istio-istiod", "metallb-pool", "metallb-l2"):
+        assert depends(gateway, named(lab, before))
+    charts = {r.inputs["chart"] for r in lab.of_type(RELEASE)}
+    assert "gateway" not in charts  # no second, unused ingress
+    assert lab.stack_outputs()["ingressAddress"] == "192.168.56.200"
+
+
+def test_ingress_address_from_settings(render_with):
+    rendering = render_with({"meshlab:ingressAddress": "192.168.56.240"})
+    [gateway] = rendering.of_type("kubernetes:gateway.networking.k8s.io/v1:Gateway")
+    assert gateway.inputs["spec"]["infrastructure"]["annotations"]["metallb.io/loadBalancerIPs"] == "192.168.56.240"
+
+
+# --- storage and Kyverno ------------------------------------------------------------------------
+
+
+def test_nfs_provisioner_points_at_the_cluster_export(lab):
+    release = named(lab, "nfs-provisioner-release")
+    assert release.inputs["namespace"] == "nfs-provisioner"
+    values = release.inputs["values"]
+    assert values["nfs"] == {"server": "192.168.56.11", "path": "/srv/nfs/kubedata"}
+    assert values["storageClass"]["name"] == "nfs-client" and values["storageClass"]["defaultClass"] is True
+    assert values["storageClass"]["archiveOnDelete"] is True
+    assert lab.stack_outputs()["storageClass"] == "nfs-client"
+
+
+def test_storage_class_settings(render_with):
+    rendering = render_with({"meshlab:nfsStorageClass": "lab-nfs", "meshlab:nfsDefaultStorageClass": False})
+    values = named(rendering, "nfs-provisioner-release").inputs["values"]["storageClass"]
+    assert (values["name"], values["defaultClass"]) == ("lab-nfs", False)
+
+
+def test_kyverno_hardens_waypoint_pods_after_it_is_ready(lab):
+    release, policy = named(lab, "kyverno-release"), named(lab, "kyverno-waypoint-policy")
+    assert depends(policy, release) and depends(release, named(lab, "namespaces-kyverno"))
+    [rule] = policy.inputs["spec"]["rules"]
+    [match] = rule["match"]["any"]
+    assert match["resources"]["selector"]["matchLabels"] == {"gateway.istio.io/managed": "istio.io-mesh-controller"}
+    patch = rule["mutate"]["patchStrategicMerge"]["spec"]["securityContext"]
+    assert patch == {"seccompProfile": {"type": "RuntimeDefault"}}
+
+
+def test_unused_fixture_guard(stack_configs: dict[str, StackConfig]):
+    assert set(stack_configs) == set(STACKS)
