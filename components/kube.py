@@ -8,9 +8,16 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 
-def custom_resource(name: str, document: dict[str, Any], opts: pulumi.ResourceOptions) -> k8s.apiextensions.CustomResource:
+def custom_resource(
+    name: str, document: dict[str, Any], opts: pulumi.ResourceOptions
+) -> k8s.apiextensions.CustomResource:
     """Register `document` (apiVersion, kind, metadata and its other top-level fields) as `name`."""
     fields = {key: value for key, value in document.items() if key not in ("apiVersion", "kind", "metadata")}
     return k8s.apiextensions.CustomResource(
-        name, api_version=document["apiVersion"], kind=document["kind"], metadata=document["metadata"], opts=opts, **fields
+        name,
+        api_version=document["apiVersion"],
+        kind=document["kind"],
+        metadata=document["metadata"],
+        opts=opts,
+        **fields,
     )

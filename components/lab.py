@@ -12,8 +12,19 @@ from components.mesh.istio import IstioAmbient
 from components.network.gateway_api import GatewayApiCrds
 from components.network.ingress import IngressGateway
 from components.network.metallb import MetalLb
+from components.observability.grafana import Grafana
+from components.observability.hubble import HubbleUi
+from components.observability.kiali import Kiali
+from components.observability.prometheus import Prometheus
 from components.security.kyverno import Kyverno
-from components.security.namespaces import ISTIO_SYSTEM, KYVERNO, METALLB_SYSTEM, NFS_PROVISIONER, Namespaces
+from components.security.namespaces import (
+    ISTIO_SYSTEM,
+    KYVERNO,
+    METALLB_SYSTEM,
+    MONITORING,
+    NFS_PROVISIONER,
+    Namespaces,
+)
 from components.storage.nfs_provisioner import NfsProvisioner
 from config.settings import Settings
 
@@ -25,6 +36,9 @@ class Lab:
     mesh: IstioAmbient
     ingress: IngressGateway
     storage: NfsProvisioner
+    grafana: Grafana
+    # UI name -> URL on the ingress
+    urls: dict[str, str]
 
     def export(self, settings: Settings) -> None:
         pulumi.export(
@@ -41,6 +55,11 @@ class Lab:
         pulumi.export("storageClass", self.storage.storage_class)
         pulumi.export("meshMtlsMode", settings.mesh.mesh_mtls_mode)
         pulumi.export("ingressAddress", str(self.ingress.address))
+        pulumi.export("urls", self.urls)
+        hostnames = " ".join(url.removeprefix("http://").rstrip("/") for url in self.urls.values())
+        # One line for /etc/hosts: the workstation resolves every UI to the ingress address.
+        pulumi.export("hostsFileEntry", f"{self.ingress.address} {hostnames}")
+        pulumi.export("grafanaAdminPassword", self.grafana.admin_password)
 
 
 def build_lab(settings: Settings, stack: str) -> Lab:
@@ -53,6 +72,34 @@ def build_lab(settings: Settings, stack: str) -> Lab:
         "istio", access=cluster, namespace=namespaces[ISTIO_SYSTEM], gateway_api=gateway_api, settings=settings
     )
     ingress = IngressGateway("ingress", access=cluster, mesh=mesh, metallb=metallb, settings=settings)
-    storage = NfsProvisioner("nfs-provisioner", access=cluster, namespace=namespaces[NFS_PROVISIONER], settings=settings)
+    storage = NfsProvisioner(
+        "nfs-provisioner", access=cluster, namespace=namespaces[NFS_PROVISIONER], settings=settings
+    )
     Kyverno("kyverno", access=cluster, namespace=namespaces[KYVERNO])
-    return Lab(hosts=hosts.output, cluster=cluster, mesh=mesh, ingress=ingress, storage=storage)
+    prometheus = Prometheus(
+        "prometheus", access=cluster, namespace=namespaces[MONITORING], settings=settings, depends_on=[mesh.istiod]
+    )
+    grafana = Grafana(
+        "grafana",
+        access=cluster,
+        namespace=namespaces[MONITORING],
+        ingress=ingress,
+        prometheus_url=prometheus.url,
+        settings=settings,
+        depends_on=[prometheus.release],
+    )
+    kiali = Kiali(
+        "kiali",
+        access=cluster,
+        ingress=ingress,
+        prometheus_url=prometheus.url,
+        grafana_url=grafana.service_url,
+        settings=settings,
+        depends_on=[mesh.istiod, prometheus.release],
+    )
+    urls = {"grafana": grafana.url, "kiali": kiali.url}
+    if settings.cluster.hubble_enabled:
+        urls["hubble"] = HubbleUi("hubble-ui", access=cluster, ingress=ingress, settings=settings).url
+    return Lab(
+        hosts=hosts.output, cluster=cluster, mesh=mesh, ingress=ingress, storage=storage, grafana=grafana, urls=urls
+    )

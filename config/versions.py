@@ -46,6 +46,36 @@ GATEWAY_API_CRDS_URL = (
     f"https://github.com/kubernetes-sigs/gateway-api/releases/download/{GATEWAY_API}/standard-install.yaml"
 )
 
+# Istio's images, named explicitly rather than trusting what the release process wrote into the charts.
+ISTIO_HUB = "docker.io/istio"
+
+
+@dataclass(frozen=True)
+class GrafanaDashboard:
+    """A dashboard from grafana.com, pinned to a revision."""
+
+    gnet_id: int
+    revision: int
+    title: str
+
+
+# Istio publishes one revision per release; 259 is the newest publicly pinned one before 1.27
+# (1.26.1). Cilium's 1.12-era dashboards have a single revision.
+GRAFANA_DASHBOARDS: dict[str, dict[str, GrafanaDashboard]] = {
+    "istio": {
+        "istio-mesh": GrafanaDashboard(7639, 259, "Istio Mesh Dashboard"),
+        "istio-service": GrafanaDashboard(7636, 259, "Istio Service Dashboard"),
+        "istio-workload": GrafanaDashboard(7630, 259, "Istio Workload Dashboard"),
+        "istio-performance": GrafanaDashboard(11829, 259, "Istio Performance Dashboard"),
+        "istio-control-plane": GrafanaDashboard(7645, 259, "Istio Control Plane Dashboard"),
+    },
+    "cilium": {
+        "cilium-agent": GrafanaDashboard(16611, 1, "Cilium Agent Metrics"),
+        "cilium-operator": GrafanaDashboard(16612, 1, "Cilium Operator Metrics"),
+        "hubble": GrafanaDashboard(16613, 1, "Hubble Metrics"),
+    },
+}
+
 
 @dataclass(frozen=True)
 class HelmChart:

@@ -18,8 +18,10 @@ SHARED = ROOT.parent / "shared"
 CLOUD_INIT_SITE = ROOT / ".cache" / "cloud-init" / "usr" / "lib" / "python3" / "dist-packages"
 STACKS = ("lab", "staging", "prod")
 
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
+# The project, and the policy pack's importable validators (its folder name is not a package name).
+for path in (ROOT, ROOT / "policy-pack"):
+    if str(path) not in sys.path:
+        sys.path.insert(0, str(path))
 
 from config.loader import StackConfig, read_stack_file  # noqa: E402
 from tools.render import Rendering, render, stack_file, with_overrides  # noqa: E402
@@ -29,8 +31,10 @@ from tools.render import Rendering, render, stack_file, with_overrides  # noqa: 
 # - cluster: Rke2Cluster, its token, NFS server component and command, readiness and kubeconfig
 #   steps, and the Kubernetes provider;
 # - the layers on Kubernetes: 5 namespaces with their ServiceAccount patches (+1 component), Gateway
-#   API CRDs (2), MetalLB (4), Istio (6), the ingress (2), the NFS provisioner (2), Kyverno (3).
-FIXED_RESOURCES = 8 + 7 + 11 + 2 + 4 + 6 + 2 + 2 + 3
+#   API CRDs (2), MetalLB (4), Istio (6), the ingress (2), the NFS provisioner (2), Kyverno (3);
+# - observability: Prometheus (2), Grafana with its password and route (4), Kiali with its signing
+#   key and route (4), and the Hubble UI's route and NetworkPolicy (3).
+FIXED_RESOURCES = 8 + 7 + 11 + 2 + 4 + 6 + 2 + 2 + 3 + 2 + 4 + 4 + 3
 # The plugged-in mesh CA: its component, root key and certificate, intermediate key, request and
 # certificate, and the cacerts Secret.
 PLUGGED_CA_RESOURCES = 7

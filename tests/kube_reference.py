@@ -19,6 +19,7 @@ REFERENCE = SHARED / "reference"
 CHARTS = REFERENCE / "charts"
 CRDS = REFERENCE / "crds"
 
+_SECURITY_CONTEXT = re.compile(r"security_?context$", re.IGNORECASE)
 _KEY_LINE = re.compile(r"^(?P<indent> *)(?P<comment># ?)?(?P<key>[A-Za-z_][\w.-]*):(?:\s|$)")
 
 
@@ -38,7 +39,12 @@ def validate_against_crd(document: dict[str, Any], crd_file: Path) -> None:
     _, _, version = document["apiVersion"].rpartition("/")
     schema = _closed(crd_schema(crd_file, document["kind"], version))
     # Some CRDs describe only spec and status; every object also has these three.
-    schema["properties"] = {"apiVersion": {"type": "string"}, "kind": {"type": "string"}, "metadata": {}, **schema.get("properties", {})}
+    schema["properties"] = {
+        "apiVersion": {"type": "string"},
+        "kind": {"type": "string"},
+        "metadata": {},
+        **schema.get("properties", {}),
+    }
     jsonschema.Draft7Validator(schema).validate(document)
 
 
@@ -141,3 +147,21 @@ def crd_file(api_version: str, kind: str) -> Path:
         return _CRD_INDEX[(group, kind)]
     except KeyError:
         raise LookupError(f"no reference CRD for {kind} in {group}") from None
+
+
+def open_value_paths(folder: Path) -> set[str]:
+    """Paths where the chart takes a whole object (an empty map by default, or a security context),
+    so the keys below are the object's, not the chart's. Security contexts are checked as
+    Kubernetes objects by the pod-model tests instead."""
+
+    def walk(values: Any, prefix: str) -> set[str]:
+        found: set[str] = set()
+        if isinstance(values, dict):
+            for key, value in values.items():
+                path = f"{prefix}{key}"
+                if value == {} or _SECURITY_CONTEXT.search(str(key)):
+                    found.add(path)
+                found |= walk(value, f"{path}.")
+        return found
+
+    return walk(chart_defaults(folder), "")

@@ -190,6 +190,8 @@ def test_cilium_helm_chart_config_matches_its_crd_and_lab_spec(lab):
         assert values["socketLB"]["hostNamespaceOnly"] is True
         assert values["bpf"] == {"masquerade": False, "hostLegacyRouting": True}
         assert values["l7Proxy"] is True
+        assert values["prometheus"]["enabled"] and values["operator"]["prometheus"]["enabled"]
+        assert {"dns", "drop", "flow"} <= set(values["hubble"]["metrics"]["enabled"])
         assert (
             values["hubble"]["enabled"] and values["hubble"]["relay"]["enabled"] and values["hubble"]["ui"]["enabled"]
         )
@@ -222,7 +224,12 @@ def test_hubble_and_operator_come_from_settings(render_with):
     values = yaml.safe_load(
         yaml.safe_load(copied_text(rendering, "master2", "rke2-cilium-config"))["spec"]["valuesContent"]
     )
-    assert values["hubble"] == {"enabled": False, "relay": {"enabled": False}, "ui": {"enabled": False}}
+    assert values["hubble"] == {
+        "enabled": False,
+        "relay": {"enabled": False},
+        "ui": {"enabled": False},
+        "metrics": {"enabled": None},
+    }
     assert values["operator"]["replicas"] == 1
     workloads = script_inputs(named(rendering, "cluster-ready").inputs["create"])["MESHLAB_WORKLOADS"]
     assert workloads.split() == ["daemonset/cilium", "deployment/cilium-operator"]
@@ -372,7 +379,7 @@ def test_provider_uses_the_kubeconfig_and_a_cluster_identifier(lab):
 
 
 def test_token_is_a_random_password_without_special_characters(lab):
-    [token] = lab.of_type("random:index/randomPassword:RandomPassword")
+    [token] = [r for r in lab.of_type("random:index/randomPassword:RandomPassword") if r.name == "cluster-token"]
     assert token.inputs == {"length": 64, "special": False}
     for node in (*SERVERS, *AGENTS):
         assert depends(step(lab, node, "copy-rke2-config"), token)

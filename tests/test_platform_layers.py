@@ -14,7 +14,14 @@ from components.security.namespaces import REASON_ANNOTATION
 from config import versions
 from config.loader import StackConfig
 from tests.conftest import STACKS
-from tests.kube_reference import chart_value_paths, crd_file, reference_chart, validate_against_crd, value_paths
+from tests.kube_reference import (
+    chart_value_paths,
+    crd_file,
+    open_value_paths,
+    reference_chart,
+    validate_against_crd,
+    value_paths,
+)
 from tools.render import SECRET, Registration, Rendering
 
 RELEASE = "kubernetes:helm.sh/v3:Release"
@@ -48,11 +55,13 @@ def kubernetes_objects(rendering: Rendering) -> list[Registration]:
     return [r for r in rendering.resources() if r.type.startswith("kubernetes:") and r.custom]
 
 
+# API groups served by Kubernetes itself, as opposed to CRDs (Gateway API is a CRD despite its name).
+CRD_GROUPS_UNDER_K8S_IO = ("gateway.networking.k8s.io",)
+
+
 def is_core(resource: Registration) -> bool:
-    group_version = resource.type.split(":")[1]
-    return "." not in group_version.split("/")[0] or group_version.split("/")[0].endswith(".k8s.io") and not (
-        group_version.startswith("gateway.networking.k8s.io")
-    )
+    group = resource.type.split(":")[1].rpartition("/")[0]
+    return "." not in group or (group.endswith(".k8s.io") and group not in CRD_GROUPS_UNDER_K8S_IO)
 
 
 def without_secrets(value: Any) -> Any:
@@ -76,7 +85,8 @@ def test_every_custom_resource_matches_its_crd(rendered, stack):
     ]
     assert len(custom) >= 5
     for resource in custom:
-        validate_against_crd(without_secrets(resource.inputs), crd_file(resource.inputs["apiVersion"], resource.inputs["kind"]))
+        document: dict[str, Any] = without_secrets(resource.inputs)
+        validate_against_crd(document, crd_file(document["apiVersion"], document["kind"]))
 
 
 @pytest.mark.parametrize("stack", STACKS)
@@ -90,9 +100,11 @@ def test_every_core_object_matches_the_kubernetes_schema(rendered, stack):
 def test_the_schema_checks_catch_a_typo():
     with pytest.raises(kubernetes_validate.ValidationError):
         kubernetes_validate.validate(
-            {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "x", "lables": {}}}, KUBERNETES_MINOR, strict=True
+            {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "x", "lables": {}}},
+            KUBERNETES_MINOR,
+            strict=True,
         )
-    peer = {
+    peer: dict[str, Any] = {
         "apiVersion": "security.istio.io/v1",
         "kind": "PeerAuthentication",
         "metadata": {"name": "default", "namespace": "istio-system"},
@@ -110,17 +122,25 @@ def test_every_release_is_pinned_and_sets_only_keys_its_chart_has(rendered, stac
     for release in releases:
         chart, version = release.inputs["chart"], release.inputs["version"]
         assert (chart, version, release.inputs["repositoryOpts"]["repo"]) in pinned, release.name
-        known = chart_value_paths(reference_chart(chart, version)) | UNLISTED_VALUES.get(chart, set())
+        folder = reference_chart(chart, version)
+        known = chart_value_paths(folder) | UNLISTED_VALUES.get(chart, set())
+        open_maps = open_value_paths(folder) | set(FREE_FORM.get(chart, ()))
         unknown = {
             path
             for path in value_paths(without_secrets(release.inputs.get("values", {})))
-            if path not in known and not any(path.startswith(free + ".") for free in FREE_FORM.get(chart, ()))
+            if path not in known and not any(path.startswith(prefix + ".") for prefix in open_maps)
         }
         assert unknown == set(), f"{release.name}: {chart} {version} has no values {sorted(unknown)}"
 
 
-# Values a chart leaves free-form (maps of user-chosen names, or config files as text).
-FREE_FORM: dict[str, tuple[str, ...]] = {}
+# Values a chart passes through whole, so their keys are someone else's: grafana.ini is Grafana's
+# own configuration file; datasources, dashboardProviders and dashboards are keyed by file and
+# dashboard names of our choosing; Kiali copies its values into Kiali's config, whose keys the
+# chart's values.yaml lists only in part (external_services is Kiali's CR schema).
+FREE_FORM: dict[str, tuple[str, ...]] = {
+    "grafana": ("grafana.ini", "datasources", "dashboardProviders", "dashboards"),
+    "kiali-server": ("external_services",),
+}
 
 
 def test_the_values_check_catches_a_typo():
@@ -197,7 +217,7 @@ def test_istio_installs_in_order_with_the_ambient_profile(lab):
         assert release.inputs["namespace"] == "istio-system"
         assert release.inputs["version"] == versions.ISTIO
     assert istiod.inputs["values"]["gateways"]["seccompProfile"] == {"type": "RuntimeDefault"}
-    assert "global" not in cni.inputs["values"]  # no platform override: RKE2 uses the default CNI paths
+    assert "platform" not in cni.inputs["values"]["global"]  # RKE2 uses the default CNI paths
     assert {"cniConfDir", "cniBinDir"}.isdisjoint(cni.inputs["values"])
 
 
@@ -221,7 +241,7 @@ def test_lab_uses_istiods_own_ca_and_staging_plugs_one_in(rendered):
     for stack in ("staging", "prod"):
         rendering = rendered[stack]
         [ca] = rendering.of_type("meshlab:mesh:MeshCa")
-        [secret] = rendering.of_type("kubernetes:core/v1:Secret")
+        [secret] = [r for r in rendering.of_type("kubernetes:core/v1:Secret") if r.parent == ca.urn]
         assert secret.inputs["metadata"]["name"] == "cacerts"
         assert secret.inputs["metadata"]["namespace"] == "istio-system"
         assert secret.inputs["stringData"] == SECRET and "stringData" in secret.secret_paths

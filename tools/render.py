@@ -165,7 +165,9 @@ class LabMocks(pulumi_mocks.Mocks):
         if args.typ in ("tls:index/selfSignedCert:SelfSignedCert", "tls:index/locallySignedCert:LocallySignedCert"):
             outputs.update(certPem=f"-----BEGIN CERTIFICATE-----\n{args.name}\n-----END CERTIFICATE-----\n")
         if args.typ == "tls:index/certRequest:CertRequest":
-            outputs.update(certRequestPem=f"-----BEGIN CERTIFICATE REQUEST-----\n{args.name}\n-----END CERTIFICATE REQUEST-----\n")
+            outputs.update(
+                certRequestPem=f"-----BEGIN CERTIFICATE REQUEST-----\n{args.name}\n-----END CERTIFICATE REQUEST-----\n"
+            )
         if args.typ == "random:index/randomPassword:RandomPassword":
             outputs.update(result=MOCK_TOKEN)
         if args.typ.startswith("command:"):

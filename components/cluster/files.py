@@ -25,6 +25,8 @@ KUBE_VIP_PATH = "/var/lib/rancher/rke2/agent/pod-manifests/kube-vip.yaml"
 ADMIN_KUBECONFIG_PATH = "/etc/rancher/rke2/rke2.yaml"
 
 JoinRole = Literal["first-server", "server", "agent"]
+# Hubble flow metrics the Cilium and Hubble dashboards chart.
+HUBBLE_METRICS = ("dns", "drop", "tcp", "flow", "port-distribution", "icmp", "httpV2")
 
 
 @dataclass(frozen=True)
@@ -116,12 +118,15 @@ def cilium_values(settings: Settings) -> dict[str, Any]:
         # Ambient SNATs kubelet probes to 169.254.7.127; BPF masquerade and host routing drop the replies.
         "bpf": {"masquerade": False, "hostLegacyRouting": True},
         "l7Proxy": True,
+        # Metrics for the lab's Prometheus (agent 9962, operator 9963, Hubble 9965).
+        "prometheus": {"enabled": True},
         "hubble": {
             "enabled": cluster.hubble_enabled,
             "relay": {"enabled": cluster.hubble_enabled},
             "ui": {"enabled": cluster.hubble_enabled},
+            "metrics": {"enabled": list(HUBBLE_METRICS) if cluster.hubble_enabled else None},
         },
-        "operator": {"replicas": cluster.cilium_operator_replicas},
+        "operator": {"replicas": cluster.cilium_operator_replicas, "prometheus": {"enabled": True}},
     }
 
 

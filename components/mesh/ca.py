@@ -43,18 +43,24 @@ class MeshCa(pulumi.ComponentResource):
             opts,
         )
         child = pulumi.ResourceOptions(parent=self)
-        secret_key = pulumi.ResourceOptions(parent=self, additional_secret_outputs=["privateKeyPem", "privateKeyOpenssh"])
+        secret_key = pulumi.ResourceOptions(
+            parent=self, additional_secret_outputs=["privateKeyPem", "privateKeyOpenssh"]
+        )
         root_cert: pulumi.Output[str]
         root_key: pulumi.Output[str]
         if shared_root:
             root_cert = pulumi.Output.from_input(mesh.mesh_ca_root_cert_pem)
             root_key = pulumi.Output.secret(mesh.mesh_ca_root_key_pem.get_secret_value())
         else:
-            root_private = tls.PrivateKey(f"{name}-root-key", algorithm=KEY_ALGORITHM, ecdsa_curve=KEY_CURVE, opts=secret_key)
+            root_private = tls.PrivateKey(
+                f"{name}-root-key", algorithm=KEY_ALGORITHM, ecdsa_curve=KEY_CURVE, opts=secret_key
+            )
             root = tls.SelfSignedCert(
                 f"{name}-root",
                 private_key_pem=root_private.private_key_pem,
-                subject=tls.SelfSignedCertSubjectArgs(common_name=f"{cluster_name} mesh root CA", organization="meshlab"),
+                subject=tls.SelfSignedCertSubjectArgs(
+                    common_name=f"{cluster_name} mesh root CA", organization="meshlab"
+                ),
                 is_ca_certificate=True,
                 validity_period_hours=mesh.mesh_ca_root_validity_hours,
                 allowed_uses=["cert_signing", "crl_signing"],
@@ -69,7 +75,9 @@ class MeshCa(pulumi.ComponentResource):
         request = tls.CertRequest(
             f"{name}-intermediate-request",
             private_key_pem=intermediate_private.private_key_pem,
-            subject=tls.CertRequestSubjectArgs(common_name=f"{cluster_name} mesh intermediate CA", organization="meshlab"),
+            subject=tls.CertRequestSubjectArgs(
+                common_name=f"{cluster_name} mesh intermediate CA", organization="meshlab"
+            ),
             # istiod serves with certificates from this CA too.
             dns_names=["istiod.istio-system.svc"],
             opts=child,

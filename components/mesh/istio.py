@@ -19,10 +19,16 @@ from components.kube import custom_resource
 from components.mesh.ca import MeshCa
 from components.network.gateway_api import GatewayApiCrds
 from components.security.namespaces import ISTIO_SYSTEM
+from config import versions
 from config.settings import Settings
 
 ROOT_NAMESPACE = ISTIO_SYSTEM
-AMBIENT = {"profile": "ambient"}
+# `profile` picks the chart's built-in ambient profile; images come from the pinned hub and tag.
+AMBIENT: dict[str, Any] = {"profile": "ambient", "global": {"hub": versions.ISTIO_HUB, "tag": versions.ISTIO}}
+
+
+def base_values() -> dict[str, Any]:
+    return {"profile": "ambient"}
 
 
 def istiod_values() -> dict[str, Any]:
@@ -34,6 +40,11 @@ def cni_values() -> dict[str, Any]:
     # RKE2 keeps CNI files in the standard /etc/cni/net.d and /opt/cni/bin, the chart's defaults;
     # `global.platform` stays unset (the k3s platform would point elsewhere).
     return dict(AMBIENT)
+
+
+def ztunnel_values() -> dict[str, Any]:
+    # ztunnel reads its image from top-level hub and tag.
+    return {"profile": "ambient", "hub": versions.ISTIO_HUB, "tag": versions.ISTIO}
 
 
 def peer_authentication(mode: str) -> dict[str, Any]:
@@ -80,7 +91,7 @@ class IstioAmbient(pulumi.ComponentResource):
             name="istio-base",
             chart="istio-base",
             namespace=ROOT_NAMESPACE,
-            values=dict(AMBIENT),
+            values=base_values(),
             opts=access.options(self, [namespace]),
         )
         self.istiod = release(
@@ -104,7 +115,7 @@ class IstioAmbient(pulumi.ComponentResource):
             name="ztunnel",
             chart="ztunnel",
             namespace=ROOT_NAMESPACE,
-            values=dict(AMBIENT),
+            values=ztunnel_values(),
             opts=access.options(self, [self.cni]),
         )
         self.peer_authentication = custom_resource(

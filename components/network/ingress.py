@@ -53,6 +53,29 @@ def parent_ref() -> dict[str, str]:
     return {"name": GATEWAY_NAME, "namespace": ISTIO_SYSTEM, "sectionName": HTTP_LISTENER}
 
 
+def http_route(name: str, namespace: str, hostname: str, service: str, port: int) -> dict[str, Any]:
+    """An HTTPRoute, in the backend's own namespace, that sends `hostname` on the ingress to `service`."""
+    return {
+        "apiVersion": "gateway.networking.k8s.io/v1",
+        "kind": "HTTPRoute",
+        "metadata": {"name": name, "namespace": namespace},
+        "spec": {
+            "parentRefs": [parent_ref()],
+            "hostnames": [hostname],
+            "rules": [
+                {
+                    "matches": [{"path": {"type": "PathPrefix", "value": "/"}}],
+                    "backendRefs": [{"name": service, "port": port}],
+                }
+            ],
+        },
+    }
+
+
+def ui_hostname(settings: Settings, ui: str) -> str:
+    return f"{ui}.{settings.platform.ingress_domain}"
+
+
 class IngressGateway(pulumi.ComponentResource):
     def __init__(
         self,

@@ -55,7 +55,8 @@ class MetalLb(pulumi.ComponentResource):
             name="metallb",
             chart="metallb",
             namespace=METALLB_SYSTEM,
-            values={},
+            # Layer 2 only: the FRR (BGP) sidecar would add NET_ADMIN and SYS_ADMIN for nothing.
+            values={"speaker": {"frr": {"enabled": False}}},
             opts=access.options(self, [namespace]),
         )
         self.pool = custom_resource(f"{name}-pool", pool(settings), access.options(self, [self.release]))

@@ -41,9 +41,13 @@ def waypoint_policy() -> dict[str, Any]:
             "rules": [
                 {
                     "name": "runtime-default-seccomp",
-                    "match": {"any": [{"resources": {"kinds": ["Pod"], "selector": {"matchLabels": WAYPOINT_POD_LABEL}}}]},
+                    "match": {
+                        "any": [{"resources": {"kinds": ["Pod"], "selector": {"matchLabels": WAYPOINT_POD_LABEL}}}]
+                    },
                     "mutate": {
-                        "patchStrategicMerge": {"spec": {"securityContext": {"seccompProfile": {"type": "RuntimeDefault"}}}}
+                        "patchStrategicMerge": {
+                            "spec": {"securityContext": {"seccompProfile": {"type": "RuntimeDefault"}}}
+                        }
                     },
                 }
             ],

@@ -40,18 +40,21 @@ class NamespaceSpec:
     reason: str = ""
     labels: dict[str, str] = field(default_factory=dict)
 
-    def metadata(self) -> dict[str, object]:
-        labels = {f"{PSA_PREFIX}/{mode}": self.level for mode in ("enforce", "audit", "warn")}
+    def metadata(self) -> k8s.meta.v1.ObjectMetaArgs:
+        labels: dict[str, str] = {f"{PSA_PREFIX}/{mode}": self.level for mode in ("enforce", "audit", "warn")}
         labels |= {f"{PSA_PREFIX}/{mode}-version": PSA_VERSION for mode in ("enforce", "audit", "warn")}
-        metadata: dict[str, object] = {"name": self.name, "labels": {**labels, **self.labels}}
-        if self.reason:
-            metadata["annotations"] = {REASON_ANNOTATION: self.reason}
-        return metadata
+        return k8s.meta.v1.ObjectMetaArgs(
+            name=self.name,
+            labels={**labels, **self.labels},
+            annotations={REASON_ANNOTATION: self.reason} if self.reason else None,
+        )
 
 
 def namespace_specs(settings: Settings) -> list[NamespaceSpec]:
     monitoring = (
-        NamespaceSpec(MONITORING, "privileged", "node-exporter reads the host through hostNetwork, hostPID and hostPath")
+        NamespaceSpec(
+            MONITORING, "privileged", "node-exporter reads the host through hostNetwork, hostPID and hostPath"
+        )
         if settings.platform.node_exporter_enabled
         else NamespaceSpec(MONITORING, "restricted")
     )
