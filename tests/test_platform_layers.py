@@ -332,3 +332,26 @@ def test_kyverno_hardens_waypoint_pods_after_it_is_ready(lab):
 
 def test_unused_fixture_guard(stack_configs: dict[str, StackConfig]):
     assert set(stack_configs) == set(STACKS)
+
+
+def _waits_for(rendering: Rendering, resource: Registration) -> set[str]:
+    """Every URN `resource` waits for, directly or through what it waits for."""
+    by_urn = rendering.by_urn()
+    seen: set[str] = set()
+    pending = list(resource.dependencies)
+    while pending:
+        urn = pending.pop()
+        if urn not in seen:
+            seen.add(urn)
+            pending.extend(by_urn[urn].dependencies if urn in by_urn else [])
+    return seen
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_every_chart_waits_for_its_labelled_namespace(rendered, stack):
+    rendering = rendered[stack]
+    namespaces = {r.inputs["metadata"]["name"]: r.urn for r in rendering.of_type(NAMESPACE)}
+    releases = rendering.of_type(RELEASE)
+    assert len(releases) == 10
+    for release in releases:
+        assert namespaces[release.inputs["namespace"]] in _waits_for(rendering, release), release.name
