@@ -31,10 +31,11 @@ from tools.render import Rendering, render, stack_file, with_overrides  # noqa: 
 # - cluster: Rke2Cluster, its token, NFS server component and command, readiness and kubeconfig
 #   steps, and the Kubernetes provider;
 # - the layers on Kubernetes: 5 namespaces with their ServiceAccount patches (+1 component), Gateway
-#   API CRDs (2), MetalLB (4), Istio (6), the ingress (2), the NFS provisioner (2), Kyverno (3);
-# - observability: Prometheus (2), Grafana with its password and route (4), Kiali with its signing
-#   key and route (4), and the Hubble UI's route and NetworkPolicy (3).
-FIXED_RESOURCES = 8 + 7 + 11 + 2 + 4 + 6 + 2 + 2 + 3 + 2 + 4 + 4 + 3
+#   API CRDs (2), MetalLB with its webhook wait (5), Istio (6), the ingress (2), the NFS provisioner (2),
+#   Kyverno with its webhook wait (4);
+# - observability: Prometheus (2), Grafana with its password, admin Secret and route (5), Kiali with
+#   its route (3), and the Hubble UI's route and NetworkPolicy (3).
+FIXED_RESOURCES = 8 + 7 + 11 + 2 + 5 + 6 + 2 + 2 + 4 + 2 + 5 + 3 + 3
 # The plugged-in mesh CA: its component, root key and certificate, intermediate key, request and
 # certificate, and the cacerts Secret.
 PLUGGED_CA_RESOURCES = 7

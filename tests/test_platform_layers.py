@@ -275,9 +275,12 @@ def test_a_shared_root_replaces_the_generated_one(render_with, stack_configs):
 
 
 def test_metallb_pool_and_l2_come_after_the_release(lab):
-    release, pool, l2 = (named(lab, f"metallb-{part}") for part in ("release", "pool", "l2"))
+    release, webhook, pool, l2 = (named(lab, f"metallb-{part}") for part in ("release", "webhook-ready", "pool", "l2"))
     assert depends(release, named(lab, "namespaces-metallb-system"))
-    assert depends(pool, release) and depends(l2, release)
+    assert depends(webhook, release)
+    assert depends(pool, webhook) and depends(l2, webhook)
+    create = webhook.inputs["create"]
+    assert "metallb-webhook-service" in create and "metallb-webhook-configuration" in create
     assert pool.inputs["spec"]["addresses"] == ["192.168.56.200-192.168.56.250"]
     assert l2.inputs["spec"] == {"ipAddressPools": [pool.inputs["metadata"]["name"]], "interfaces": ["hostonly0"]}
 
@@ -322,7 +325,9 @@ def test_storage_class_settings(render_with):
 
 def test_kyverno_hardens_waypoint_pods_after_it_is_ready(lab):
     release, policy = named(lab, "kyverno-release"), named(lab, "kyverno-waypoint-policy")
-    assert depends(policy, release) and depends(release, named(lab, "namespaces-kyverno"))
+    webhook = named(lab, "kyverno-webhook-ready")
+    assert depends(webhook, release) and depends(policy, webhook)
+    assert depends(release, named(lab, "namespaces-kyverno"))
     [rule] = policy.inputs["spec"]["rules"]
     [match] = rule["match"]["any"]
     assert match["resources"]["selector"]["matchLabels"] == {"gateway.istio.io/managed": "istio.io-mesh-controller"}

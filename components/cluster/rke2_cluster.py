@@ -51,12 +51,41 @@ class ClusterAccess:
     ready: pulumi.Resource
     nfs: NfsExport
     host_only_interface: str
+    # Where cluster-side waits run: the first server, with kubectl and the admin kubeconfig.
+    admin_node: NodeTarget
+    timeout_seconds: int
 
     def options(
         self, parent: pulumi.Resource, depends_on: Sequence[pulumi.Input[pulumi.Resource]] = ()
     ) -> pulumi.ResourceOptions:
         """Options for a Kubernetes object or Helm release: through this cluster's provider."""
         return pulumi.ResourceOptions(parent=parent, provider=self.provider, depends_on=list(depends_on))
+
+    def webhook_ready(
+        self,
+        name: str,
+        *,
+        namespace: str,
+        service: str,
+        webhook_configuration: str,
+        parent: pulumi.Resource,
+        depends_on: Sequence[pulumi.Resource],
+    ) -> pulumi.Resource:
+        """A bounded wait until the admission webhook behind `service` answers; create what the
+        webhook validates after it (the chart being ready is not enough: the CA comes later)."""
+        return node_step(
+            name,
+            target=self.admin_node,
+            script="webhook_ready",
+            inputs={
+                "MESHLAB_NAMESPACE": namespace,
+                "MESHLAB_SERVICE": service,
+                "MESHLAB_WEBHOOK_CONFIGURATION": webhook_configuration,
+                "MESHLAB_TIMEOUT_SECONDS": str(self.timeout_seconds),
+            },
+            parent=parent,
+            depends_on=depends_on,
+        )
 
 
 def cilium_workloads(settings: Settings) -> list[str]:
@@ -186,5 +215,7 @@ class Rke2Cluster(pulumi.ComponentResource):
             ready=self.ready,
             nfs=self.nfs.export,
             host_only_interface=hosts.host_only_interface,
+            admin_node=first_server.target,
+            timeout_seconds=settings.cluster.node_ready_timeout_seconds,
         )
         self.register_outputs({"apiEndpoint": endpoint, "kubeconfig": self.kubeconfig, "nodes": len(self.nodes)})

@@ -1,7 +1,7 @@
 """`meshlab:network:MetalLb`: LoadBalancer addresses from the host-only network, announced by ARP.
 
-The address pool and L2 advertisement go in only after the release is ready: MetalLB's
-validating webhook rejects them until its controller answers.
+The address pool and L2 advertisement go in only once MetalLB's validating webhook answers (its
+Service has a ready endpoint and its configuration a CA bundle): until then it rejects them.
 """
 
 from __future__ import annotations
@@ -59,8 +59,16 @@ class MetalLb(pulumi.ComponentResource):
             values={"speaker": {"frr": {"enabled": False}}},
             opts=access.options(self, [namespace]),
         )
-        self.pool = custom_resource(f"{name}-pool", pool(settings), access.options(self, [self.release]))
+        self.webhook = access.webhook_ready(
+            f"{name}-webhook-ready",
+            namespace=METALLB_SYSTEM,
+            service="metallb-webhook-service",
+            webhook_configuration="validatingwebhookconfiguration/metallb-webhook-configuration",
+            parent=self,
+            depends_on=[self.release],
+        )
+        self.pool = custom_resource(f"{name}-pool", pool(settings), access.options(self, [self.webhook]))
         self.l2 = custom_resource(
-            f"{name}-l2", l2_advertisement(access.host_only_interface), access.options(self, [self.release])
+            f"{name}-l2", l2_advertisement(access.host_only_interface), access.options(self, [self.webhook])
         )
         self.register_outputs({"pool": str(settings.network.metallb_pool)})

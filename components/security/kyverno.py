@@ -73,7 +73,16 @@ class Kyverno(pulumi.ComponentResource):
             values={},
             opts=access.options(self, [namespace]),
         )
+        # Kyverno validates policies with its own webhook, which it configures once it runs.
+        self.webhook = access.webhook_ready(
+            f"{name}-webhook-ready",
+            namespace=KYVERNO,
+            service="kyverno-svc",
+            webhook_configuration="validatingwebhookconfiguration/kyverno-policy-validating-webhook-cfg",
+            parent=self,
+            depends_on=[self.release],
+        )
         self.waypoint_policy = custom_resource(
-            f"{name}-waypoint-policy", waypoint_policy(), access.options(self, [self.release])
+            f"{name}-waypoint-policy", waypoint_policy(), access.options(self, [self.webhook])
         )
         self.register_outputs({"policies": [WAYPOINT_POLICY]})

@@ -24,6 +24,7 @@ STEPS = (
     "cluster_ready",
     "nfs_export",
     "nfs_unexport",
+    "webhook_ready",
 )
 SCRIPTS = StepScripts("cluster", __name__, STEPS)
 
