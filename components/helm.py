@@ -22,9 +22,11 @@ def release(
     namespace: str,
     values: Mapping[str, Any] | pulumi.Output[Mapping[str, Any]],
     opts: pulumi.ResourceOptions,
+    version: str | None = None,
 ) -> k8s.helm.v3.Release:
     """`helm upgrade --install` of the pinned chart `chart` (a key of versions.CHARTS) as release `name`
-    in `namespace`, registered as `resource_name`.
+    in `namespace`, registered as `resource_name`. `version` overrides the pin where a setting
+    chooses it (Istio's charts follow meshlab:istioVersion).
 
     Pulumi waits until the release's workloads are ready, so whatever depends on it (a pool after
     MetalLB's webhook, istio-cni after istiod) starts against a working service."""
@@ -33,7 +35,7 @@ def release(
         resource_name,
         name=name,
         chart=pinned.name,
-        version=pinned.version,
+        version=version or pinned.version,
         repository_opts=k8s.helm.v3.RepositoryOptsArgs(repo=pinned.repository),
         namespace=namespace,
         values=values,

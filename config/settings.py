@@ -36,6 +36,11 @@ MINIMUM_RESOURCES: dict[str, dict[str, int]] = {
 }
 ETCD_SERVER_COUNTS = (1, 3, 5, 7)
 
+# Marks a setting that `tools.promote` copies from one stack to the next (lab -> staging -> prod):
+# versions and component behaviour. Everything else is the environment's own (addresses, node
+# counts and sizes, hostnames, secrets) and stays where it is.
+PROMOTABLE: dict[str, Any] = {"promotable": True}
+
 _HOSTNAME = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
 
 
@@ -187,6 +192,7 @@ class ClusterSettings(_Section):
     """RKE2, Cilium, kube-vip and the NFS export on the first server."""
 
     rke2_version: str = Field(
+        json_schema_extra=PROMOTABLE,
         default=versions.RKE2,
         description="RKE2 release. Raising it upgrades servers one at a time, then agents; "
         "older than the pinned release is refused.",
@@ -195,27 +201,47 @@ class ClusterSettings(_Section):
         default="", description="An extra DNS name for the API server certificate (tls-san); empty for none."
     )
     etcd_snapshot_schedule: str = Field(
-        default="0 */6 * * *", description="Cron schedule (5 fields) of automatic etcd snapshots on every server."
+        json_schema_extra=PROMOTABLE,
+        default="0 */6 * * *",
+        description="Cron schedule (5 fields) of automatic etcd snapshots on every server.",
     )
-    etcd_snapshot_retention: int = Field(default=12, description="How many etcd snapshots each server keeps.")
-    hubble_enabled: bool = Field(default=True, description="Hubble flow visibility, with its relay and UI.")
-    cilium_operator_replicas: int = Field(default=2, description="Cilium operator replicas (at most one per node).")
+    etcd_snapshot_retention: int = Field(
+        json_schema_extra=PROMOTABLE, default=12, description="How many etcd snapshots each server keeps."
+    )
+    hubble_enabled: bool = Field(
+        json_schema_extra=PROMOTABLE, default=True, description="Hubble flow visibility, with its relay and UI."
+    )
+    cilium_operator_replicas: int = Field(
+        json_schema_extra=PROMOTABLE, default=2, description="Cilium operator replicas (at most one per node)."
+    )
     nfs_export_path: str = Field(
-        default="/srv/nfs/kubedata", description="Directory the first server exports over NFS for dynamic volumes."
+        json_schema_extra=PROMOTABLE,
+        default="/srv/nfs/kubedata",
+        description="Directory the first server exports over NFS for dynamic volumes.",
     )
     nfs_allowed_cidr: OptionalNetwork = Field(
         default=None, description="Clients allowed to mount the NFS export; empty means the host-only subnet."
     )
     node_ready_timeout_seconds: int = Field(
-        default=900, description="How long each RKE2 start, join or upgrade may take before it fails."
+        json_schema_extra=PROMOTABLE,
+        default=900,
+        description="How long each RKE2 start, join or upgrade may take before it fails.",
     )
 
 
 class MeshSettings(_Section):
     """Istio ambient: mutual TLS and the mesh's certificate authority."""
 
+    istio_version: str = Field(
+        json_schema_extra=PROMOTABLE,
+        default=versions.ISTIO,
+        description="Istio release of the base, istiod, istio-cni and ztunnel charts and images.",
+    )
+
     mesh_mtls_mode: Literal["STRICT", "PERMISSIVE"] = Field(
-        default="STRICT", description="Mesh-wide mTLS mode (PeerAuthentication in istio-system); STRICT or PERMISSIVE."
+        json_schema_extra=PROMOTABLE,
+        default="STRICT",
+        description="Mesh-wide mTLS mode (PeerAuthentication in istio-system); STRICT or PERMISSIVE.",
     )
     mesh_plugged_ca: bool = Field(
         default=False,
@@ -227,9 +253,13 @@ class MeshSettings(_Section):
     mesh_ca_root_key_pem: SecretStr = Field(
         default=SecretStr(""), description="The shared root's private key (PEM); set it with --secret."
     )
-    mesh_ca_root_validity_hours: int = Field(default=87600, description="Lifetime of a generated root CA, hours.")
+    mesh_ca_root_validity_hours: int = Field(
+        json_schema_extra=PROMOTABLE, default=87600, description="Lifetime of a generated root CA, hours."
+    )
     mesh_ca_intermediate_validity_hours: int = Field(
-        default=8760, description="Lifetime of the mesh's intermediate CA, hours (rotate before it ends)."
+        json_schema_extra=PROMOTABLE,
+        default=8760,
+        description="Lifetime of the mesh's intermediate CA, hours (rotate before it ends).",
     )
 
 
@@ -242,13 +272,20 @@ class PlatformSettings(_Section):
     ingress_address: OptionalAddress = Field(
         default=None, description="The ingress gateway's MetalLB address; empty means the pool's first address."
     )
-    nfs_storage_class: str = Field(default="nfs-client", description="Name of the NFS-backed StorageClass.")
-    nfs_default_storage_class: bool = Field(default=True, description="Make the NFS StorageClass the default.")
+    nfs_storage_class: str = Field(
+        json_schema_extra=PROMOTABLE, default="nfs-client", description="Name of the NFS-backed StorageClass."
+    )
+    nfs_default_storage_class: bool = Field(
+        json_schema_extra=PROMOTABLE, default=True, description="Make the NFS StorageClass the default."
+    )
     node_exporter_enabled: bool = Field(
+        json_schema_extra=PROMOTABLE,
         default=False,
         description="Run Prometheus node-exporter (host access: the monitoring namespace turns privileged).",
     )
-    prometheus_retention: str = Field(default="7d", description="How long Prometheus keeps metrics (e.g. 7d, 24h).")
+    prometheus_retention: str = Field(
+        json_schema_extra=PROMOTABLE, default="7d", description="How long Prometheus keeps metrics (e.g. 7d, 24h)."
+    )
     kiali_auth_strategy: Literal["anonymous", "token"] = Field(
         default="token", description="Kiali login: token (a ServiceAccount token) or anonymous."
     )
@@ -292,6 +329,16 @@ def field_sections() -> dict[str, str]:
                 raise RuntimeError(f"config key {key} is declared by both {owners[key]} and {section}")
             owners[key] = section
     return owners
+
+
+def promotable_keys() -> list[str]:
+    """The config keys `tools.promote` copies between stacks, in declaration order."""
+    return [
+        config_key(name)
+        for model in SECTIONS.values()
+        for name, info in model.model_fields.items()
+        if isinstance(info.json_schema_extra, dict) and info.json_schema_extra.get("promotable")
+    ]
 
 
 def unused_dhcp_address(network: NetworkSettings, nodes: list[NodeSpec]) -> IPv4Address:

@@ -38,6 +38,7 @@ MINIMUM_READY_TIMEOUT_SECONDS = 60
 _DURATION = re.compile(r"^[0-9]+(ms|s|m|h|d|w|y)$")
 _OBJECT_NAME = re.compile(r"^[a-z0-9]([a-z0-9.-]{0,251}[a-z0-9])?$")
 MINIMUM_CA_HOURS = 24
+_ISTIO_VERSION = re.compile(r"^1\.[0-9]+\.[0-9]+$")
 
 
 @dataclass(frozen=True)
@@ -250,15 +251,21 @@ def check_cluster(cluster: ClusterSettings, network: NetworkSettings, topology: 
 
 
 def check_mesh(mesh: MeshSettings) -> Iterator[Problem]:
+    if not _ISTIO_VERSION.match(mesh.istio_version):
+        yield Problem(config_key("istio_version"), mesh.istio_version, "expected an Istio release like 1.27.0")
     has_cert, has_key = bool(mesh.mesh_ca_root_cert_pem), bool(mesh.mesh_ca_root_key_pem.get_secret_value())
     if has_cert != has_key:
         yield Problem(
             config_key("mesh_ca_root_cert_pem"),
-            "(set)" if has_cert else "(empty)",
+            mesh.mesh_ca_root_cert_pem.splitlines()[0] if has_cert else "(empty)",
             "set both meshlab:meshCaRootCertPem and meshlab:meshCaRootKeyPem, or neither to generate a root",
         )
     if has_cert and "-----BEGIN CERTIFICATE-----" not in mesh.mesh_ca_root_cert_pem:
-        yield Problem(config_key("mesh_ca_root_cert_pem"), "(not PEM)", "expected a PEM certificate")
+        yield Problem(
+            config_key("mesh_ca_root_cert_pem"),
+            mesh.mesh_ca_root_cert_pem.splitlines()[0],
+            "expected a PEM certificate",
+        )
     if (has_cert or has_key) and not mesh.mesh_plugged_ca:
         yield Problem(
             config_key("mesh_plugged_ca"),

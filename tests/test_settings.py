@@ -12,7 +12,7 @@ from pulumi.errors import RunError
 
 from components.cluster.files import nfs_export_line
 from config.loader import SECRET_PLACEHOLDER, StackConfig, read_stack_file, settings_from_config
-from config.settings import field_sections, unused_dhcp_address
+from config.settings import field_sections, promotable_keys, unused_dhcp_address
 from config.validation import SettingsError
 from tests.conftest import STACKS
 from tools.render import LabMocks, RecordingMonitor, render, with_overrides
@@ -128,6 +128,30 @@ INVALID: list[tuple[str, dict[str, Any], str, str]] = [
         "nodes master1, master2, master3 could not mount",
     ),
     ("ready timeout", {"meshlab:nodeReadyTimeoutSeconds": 10}, "meshlab:nodeReadyTimeoutSeconds", "at least 60 s"),
+    ("istio version", {"meshlab:istioVersion": "v1.27"}, "meshlab:istioVersion", "like 1.27.0"),
+    ("mtls mode", {"meshlab:meshMtlsMode": "DISABLE"}, "meshlab:meshMtlsMode", "STRICT"),
+    (
+        "half a shared root",
+        {"meshlab:meshCaRootCertPem": "-----BEGIN CERTIFICATE-----"},
+        "meshlab:meshCaRootCertPem",
+        "set both",
+    ),
+    (
+        "intermediate outlives root",
+        {"meshlab:meshCaIntermediateValidityHours": 90000},
+        "meshlab:meshCaIntermediateValidityHours",
+        "must end before the root",
+    ),
+    (
+        "ingress outside pool",
+        {"meshlab:ingressAddress": "192.168.56.100"},
+        "meshlab:ingressAddress",
+        "MetalLB can only",
+    ),
+    ("ingress domain", {"meshlab:ingressDomain": "Lab_UI"}, "meshlab:ingressDomain", "not a DNS name"),
+    ("storage class", {"meshlab:nfsStorageClass": "NFS Client"}, "meshlab:nfsStorageClass", "object name"),
+    ("retention", {"meshlab:prometheusRetention": "a week"}, "meshlab:prometheusRetention", "duration"),
+    ("kiali auth", {"meshlab:kialiAuthStrategy": "openid"}, "meshlab:kialiAuthStrategy", "anonymous"),
 ]
 
 
@@ -214,6 +238,26 @@ def test_rke2_may_run_ahead_of_the_pin_by_one_minor(stack_configs):
     for version in ("v1.32.8+rke2r1", "v1.33.4+rke2r1", "v1.32.7+rke2r2"):
         settings = settings_from_config(_config(stack_configs, {"meshlab:rke2Version": version}))
         assert settings.cluster.rke2_version == version
+
+
+def test_promotable_keys_are_versions_and_behaviour_never_the_environments_own():
+    keys = set(promotable_keys())
+    assert {"meshlab:rke2Version", "meshlab:istioVersion", "meshlab:meshMtlsMode"} <= keys
+    environment = {
+        "meshlab:servers",
+        "meshlab:agents",
+        "meshlab:hostOnlyCidr",
+        "meshlab:apiVip",
+        "meshlab:metallbPool",
+        "meshlab:ingressDomain",
+        "meshlab:ingressAddress",
+        "meshlab:serverMemoryMib",
+        "meshlab:sshPrivateKey",
+        "meshlab:meshCaRootKeyPem",
+        "meshlab:meshPluggedCa",
+    }
+    assert keys.isdisjoint(environment)
+    assert keys <= {f"meshlab:{key}" for key in field_sections()}
 
 
 def test_nfs_clients_default_to_the_host_only_subnet(stack_configs):

@@ -23,28 +23,32 @@ from config import versions
 from config.settings import Settings
 
 ROOT_NAMESPACE = ISTIO_SYSTEM
-# `profile` picks the chart's built-in ambient profile; images come from the pinned hub and tag.
-AMBIENT: dict[str, Any] = {"profile": "ambient", "global": {"hub": versions.ISTIO_HUB, "tag": versions.ISTIO}}
+AMBIENT = "ambient"
+
+
+def _ambient(version: str) -> dict[str, Any]:
+    # `profile` picks the chart's built-in ambient profile; images come from the pinned hub and tag.
+    return {"profile": AMBIENT, "global": {"hub": versions.ISTIO_HUB, "tag": version}}
 
 
 def base_values() -> dict[str, Any]:
-    return {"profile": "ambient"}
+    return {"profile": AMBIENT}
 
 
-def istiod_values() -> dict[str, Any]:
+def istiod_values(version: str) -> dict[str, Any]:
     # Waypoints and gateways get a RuntimeDefault seccomp profile, so they run in restricted namespaces.
-    return {**AMBIENT, "gateways": {"seccompProfile": {"type": "RuntimeDefault"}}}
+    return {**_ambient(version), "gateways": {"seccompProfile": {"type": "RuntimeDefault"}}}
 
 
-def cni_values() -> dict[str, Any]:
+def cni_values(version: str) -> dict[str, Any]:
     # RKE2 keeps CNI files in the standard /etc/cni/net.d and /opt/cni/bin, the chart's defaults;
     # `global.platform` stays unset (the k3s platform would point elsewhere).
-    return dict(AMBIENT)
+    return _ambient(version)
 
 
-def ztunnel_values() -> dict[str, Any]:
+def ztunnel_values(version: str) -> dict[str, Any]:
     # ztunnel reads its image from top-level hub and tag.
-    return {"profile": "ambient", "hub": versions.ISTIO_HUB, "tag": versions.ISTIO}
+    return {"profile": AMBIENT, "hub": versions.ISTIO_HUB, "tag": version}
 
 
 def peer_authentication(mode: str) -> dict[str, Any]:
@@ -68,10 +72,16 @@ class IstioAmbient(pulumi.ComponentResource):
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
         mesh = settings.mesh
+        istio_version = mesh.istio_version
         super().__init__(
             "meshlab:mesh:IstioAmbient",
             name,
-            {"mtlsMode": mesh.mesh_mtls_mode, "pluggedCa": mesh.mesh_plugged_ca, "rootNamespace": ROOT_NAMESPACE},
+            {
+                "version": istio_version,
+                "mtlsMode": mesh.mesh_mtls_mode,
+                "pluggedCa": mesh.mesh_plugged_ca,
+                "rootNamespace": ROOT_NAMESPACE,
+            },
             opts,
         )
         self.ca = (
@@ -92,6 +102,7 @@ class IstioAmbient(pulumi.ComponentResource):
             chart="istio-base",
             namespace=ROOT_NAMESPACE,
             values=base_values(),
+            version=istio_version,
             opts=access.options(self, [namespace]),
         )
         self.istiod = release(
@@ -99,7 +110,8 @@ class IstioAmbient(pulumi.ComponentResource):
             name="istiod",
             chart="istiod",
             namespace=ROOT_NAMESPACE,
-            values=istiod_values(),
+            values=istiod_values(istio_version),
+            version=istio_version,
             opts=access.options(self, [self.base, gateway_api, *([self.ca] if self.ca else [])]),
         )
         self.cni = release(
@@ -107,7 +119,8 @@ class IstioAmbient(pulumi.ComponentResource):
             name="istio-cni",
             chart="istio-cni",
             namespace=ROOT_NAMESPACE,
-            values=cni_values(),
+            values=cni_values(istio_version),
+            version=istio_version,
             opts=access.options(self, [self.istiod, access.ready]),
         )
         self.ztunnel = release(
@@ -115,7 +128,8 @@ class IstioAmbient(pulumi.ComponentResource):
             name="ztunnel",
             chart="ztunnel",
             namespace=ROOT_NAMESPACE,
-            values=ztunnel_values(),
+            values=ztunnel_values(istio_version),
+            version=istio_version,
             opts=access.options(self, [self.cni]),
         )
         self.peer_authentication = custom_resource(
