@@ -1,23 +1,22 @@
-"""Custom resources from plain documents, so the same dict is what tests validate against the CRD."""
+"""Kubernetes objects from plain documents, so the same dict is what tests validate against its schema.
+
+The provider handles an object by its type token and document, whether it was built through a
+typed class or here; the token is the one the typed class would use (`core/v1` for the core
+group), so previews, diffs and policies see the same thing.
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
 import pulumi
-import pulumi_kubernetes as k8s
 
 
-def custom_resource(
-    name: str, document: dict[str, Any], opts: pulumi.ResourceOptions
-) -> k8s.apiextensions.CustomResource:
+def type_token(api_version: str, kind: str) -> str:
+    group_version = api_version if "/" in api_version else f"core/{api_version}"
+    return f"kubernetes:{group_version}:{kind}"
+
+
+def kube_object(name: str, document: dict[str, Any], opts: pulumi.ResourceOptions) -> pulumi.CustomResource:
     """Register `document` (apiVersion, kind, metadata and its other top-level fields) as `name`."""
-    fields = {key: value for key, value in document.items() if key not in ("apiVersion", "kind", "metadata")}
-    return k8s.apiextensions.CustomResource(
-        name,
-        api_version=document["apiVersion"],
-        kind=document["kind"],
-        metadata=document["metadata"],
-        opts=opts,
-        **fields,
-    )
+    return pulumi.CustomResource(type_token(document["apiVersion"], document["kind"]), name, dict(document), opts)

@@ -1,11 +1,19 @@
-"""The whole lab graph, layer by layer. Each layer takes the typed output of the one below."""
+"""The whole lab graph, layer by layer. Each layer takes the typed output of the one below.
+
+The rollout phase (`meshlab:rollout.phase`) decides how far up the stack goes:
+1 hosts and cluster (Cilium, Hubble); 2 + Gateway API, Istio ambient and the test app on
+PERMISSIVE mTLS; 3 + the waypoint, L7 policy, STRICT mTLS, MetalLB and the ingress;
+4 + NFS storage, Kyverno and observability.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import pulumi
 
+from components.apps.demos import AmbientDemo, L7RoutingDemo, PrincipalDemo, extra_rules
+from components.apps.web_test import WebTest
 from components.cluster.rke2_cluster import ClusterAccess, Rke2Cluster
 from components.hosts.lab_hosts import HostsOutput, LabHosts
 from components.mesh.istio import IstioAmbient
@@ -29,21 +37,22 @@ from components.storage.nfs_provisioner import NfsProvisioner
 from config.settings import Settings
 
 
-@dataclass(frozen=True)
+@dataclass
 class Lab:
     hosts: HostsOutput
     cluster: ClusterAccess
-    mesh: IstioAmbient
-    ingress: IngressGateway
-    storage: NfsProvisioner
-    grafana: Grafana
-    # UI name -> URL on the ingress
-    urls: dict[str, str]
+    mesh: IstioAmbient | None = None
+    ingress: IngressGateway | None = None
+    storage: NfsProvisioner | None = None
+    grafana: Grafana | None = None
+    # UI or app name -> URL on the ingress
+    urls: dict[str, str] = field(default_factory=dict)
 
     def export(self, settings: Settings) -> None:
         pulumi.export(
             "nodes", {vm.node.name: {"ip": vm.ip, "role": vm.role, "vm": vm.vm_name} for vm in self.hosts.vms}
         )
+        pulumi.export("rolloutPhase", settings.apps.rollout_phase)
         pulumi.export("apiVip", str(settings.network.api_vip))
         pulumi.export("hostOnlyInterface", self.hosts.host_only_interface)
         pulumi.export("sshUser", self.hosts.ssh.user)
@@ -52,54 +61,95 @@ class Lab:
         pulumi.export("apiEndpoint", self.cluster.api_endpoint)
         pulumi.export("kubeconfig", self.cluster.kubeconfig)
         pulumi.export("nfsExport", {"server": self.cluster.nfs.server, "path": self.cluster.nfs.path})
-        pulumi.export("storageClass", self.storage.storage_class)
-        pulumi.export("meshMtlsMode", settings.mesh.mesh_mtls_mode)
-        pulumi.export("ingressAddress", str(self.ingress.address))
-        pulumi.export("urls", self.urls)
-        hostnames = " ".join(url.removeprefix("http://").rstrip("/") for url in self.urls.values())
-        # One line for /etc/hosts: the workstation resolves every UI to the ingress address.
-        pulumi.export("hostsFileEntry", f"{self.ingress.address} {hostnames}")
-        pulumi.export("grafanaAdminPassword", self.grafana.admin_password)
+        if self.mesh:
+            pulumi.export("meshMtlsMode", settings.mesh.mesh_mtls_mode)
+        if self.storage:
+            pulumi.export("storageClass", self.storage.storage_class)
+        if self.ingress:
+            pulumi.export("ingressAddress", str(self.ingress.address))
+            pulumi.export("urls", self.urls)
+            hostnames = " ".join(url.removeprefix("http://").rstrip("/") for url in self.urls.values())
+            # One line for /etc/hosts: the workstation resolves every UI to the ingress address.
+            pulumi.export("hostsFileEntry", f"{self.ingress.address} {hostnames}")
+        if self.grafana:
+            pulumi.export("grafanaAdminPassword", self.grafana.admin_password)
 
 
 def build_lab(settings: Settings, stack: str) -> Lab:
+    phase = settings.apps.rollout_phase
     hosts = LabHosts("hosts", settings=settings, stack=stack)
     cluster = Rke2Cluster("cluster", hosts=hosts.output, settings=settings, stack=stack).access
+    lab = Lab(hosts=hosts.output, cluster=cluster)
+    if phase < 2:
+        return lab
+
     namespaces = Namespaces("namespaces", access=cluster, settings=settings)
     gateway_api = GatewayApiCrds("gateway-api", access=cluster)
-    metallb = MetalLb("metallb", access=cluster, namespace=namespaces[METALLB_SYSTEM], settings=settings)
-    mesh = IstioAmbient(
+    lab.mesh = mesh = IstioAmbient(
         "istio", access=cluster, namespace=namespaces[ISTIO_SYSTEM], gateway_api=gateway_api, settings=settings
     )
-    ingress = IngressGateway("ingress", access=cluster, mesh=mesh, metallb=metallb, settings=settings)
-    storage = NfsProvisioner(
-        "nfs-provisioner", access=cluster, namespace=namespaces[NFS_PROVISIONER], settings=settings
-    )
-    Kyverno("kyverno", access=cluster, namespace=namespaces[KYVERNO])
-    prometheus = Prometheus(
-        "prometheus", access=cluster, namespace=namespaces[MONITORING], settings=settings, depends_on=[mesh.istiod]
-    )
-    grafana = Grafana(
-        "grafana",
+    if phase >= 3:
+        metallb = MetalLb("metallb", access=cluster, namespace=namespaces[METALLB_SYSTEM], settings=settings)
+        lab.ingress = IngressGateway("ingress", access=cluster, mesh=mesh, metallb=metallb, settings=settings)
+    waypoint_hardening: list[pulumi.Resource] = []
+    if phase >= 4:
+        lab.storage = NfsProvisioner(
+            "nfs-provisioner", access=cluster, namespace=namespaces[NFS_PROVISIONER], settings=settings
+        )
+        kyverno = Kyverno("kyverno", access=cluster, namespace=namespaces[KYVERNO])
+        waypoint_hardening.append(kyverno.waypoint_policy)
+        _observability(lab, settings, namespaces, mesh)
+
+    app = WebTest(
+        "web-test",
         access=cluster,
-        namespace=namespaces[MONITORING],
-        ingress=ingress,
+        settings=settings,
+        mesh_ready=[mesh.ztunnel],
+        ingress=lab.ingress,
+        waypoint_hardening=waypoint_hardening,
+        extra_rules=extra_rules(settings),
+    )
+    if lab.ingress:
+        lab.urls["testApp"] = app.url
+    _demos(settings, cluster, mesh, app)
+    return lab
+
+
+def _observability(lab: Lab, settings: Settings, namespaces: Namespaces, mesh: IstioAmbient) -> None:
+    if lab.ingress is None:  # pragma: no cover - phase 4 always has the ingress
+        raise RuntimeError("observability needs the ingress (rollout phase 3 or later)")
+    access, monitoring = lab.cluster, namespaces[MONITORING]
+    prometheus = Prometheus(
+        "prometheus", access=access, namespace=monitoring, settings=settings, depends_on=[mesh.istiod]
+    )
+    lab.grafana = Grafana(
+        "grafana",
+        access=access,
+        namespace=monitoring,
+        ingress=lab.ingress,
         prometheus_url=prometheus.url,
         settings=settings,
         depends_on=[prometheus.release],
     )
     kiali = Kiali(
         "kiali",
-        access=cluster,
-        ingress=ingress,
+        access=access,
+        ingress=lab.ingress,
         prometheus_url=prometheus.url,
-        grafana_url=grafana.service_url,
+        grafana_url=lab.grafana.service_url,
         settings=settings,
         depends_on=[mesh.istiod, prometheus.release],
     )
-    urls = {"grafana": grafana.url, "kiali": kiali.url}
+    lab.urls |= {"grafana": lab.grafana.url, "kiali": kiali.url}
     if settings.cluster.hubble_enabled:
-        urls["hubble"] = HubbleUi("hubble-ui", access=cluster, ingress=ingress, settings=settings).url
-    return Lab(
-        hosts=hosts.output, cluster=cluster, mesh=mesh, ingress=ingress, storage=storage, grafana=grafana, urls=urls
-    )
+        lab.urls["hubble"] = HubbleUi("hubble-ui", access=access, ingress=lab.ingress, settings=settings).url
+
+
+def _demos(settings: Settings, access: ClusterAccess, mesh: IstioAmbient, app: WebTest) -> None:
+    apps = settings.apps
+    if apps.demo_ambient != "off":
+        AmbientDemo("demo-ambient", access=access, settings=settings, depends_on=[mesh.ztunnel])
+    if apps.demo_l7_routing:
+        L7RoutingDemo("demo-l7-routing", access=access, settings=settings, depends_on=[app.namespace])
+    if apps.demo_principal_policy:
+        PrincipalDemo("demo-principal", access=access, depends_on=[app.namespace])

@@ -291,6 +291,52 @@ class PlatformSettings(_Section):
     )
 
 
+HttpMethod = Literal["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
+
+
+def _only_get() -> list[HttpMethod]:
+    return ["GET"]
+
+
+class AppSettings(_Section):
+    """The rollout phase, the hardened test app and the demo scenarios."""
+
+    rollout_phase: int = Field(
+        default=4,
+        alias="rollout.phase",
+        description="Rollout phase 1-4: 1 hosts and cluster; 2 + Gateway API, Istio ambient, ns-test on PERMISSIVE; "
+        "3 + waypoint, L7 policy, STRICT, ingress; 4 + storage, Kyverno, observability.",
+    )
+    test_app_hostname: str = Field(default="test.test", description="Hostname of the test app on the ingress.")
+    test_app_image: str = Field(
+        json_schema_extra=PROMOTABLE,
+        default=versions.TEST_APP_IMAGE,
+        description="Image of the test app (non-root nginx on 8080), pinned to a version.",
+    )
+    test_app_allowed_methods: list[HttpMethod] = Field(
+        json_schema_extra=PROMOTABLE,
+        default_factory=_only_get,
+        description="HTTP methods the waypoint lets through to the test app.",
+    )
+    test_app_allowed_paths: list[str] = Field(
+        json_schema_extra=PROMOTABLE,
+        default_factory=lambda: ["/"],
+        description="Exact paths the waypoint lets through (Istio path syntax: '/', '/api/*').",
+    )
+    test_app_egress_fqdns: list[str] = Field(
+        json_schema_extra=PROMOTABLE,
+        default_factory=lambda: ["httpbin.org"],
+        description="The only names the test app may reach outside the cluster (HTTPS).",
+    )
+    demo_ambient: Literal["off", "before", "after"] = Field(
+        default="off", description="Demo 1: a 'demo' namespace outside (before) or inside (after) the ambient mesh."
+    )
+    demo_l7_routing: bool = Field(default=False, description="Demo 2: the waypoint sends /v2 to a v2 backend.")
+    demo_principal_policy: bool = Field(
+        default=False, description="Demo 3: a client identity (ServiceAccount) may POST to /api/ on the test app."
+    )
+
+
 class Settings(BaseModel):
     """The whole validated settings tree."""
 
@@ -302,6 +348,7 @@ class Settings(BaseModel):
     cluster: ClusterSettings
     mesh: MeshSettings
     platform: PlatformSettings
+    apps: AppSettings
 
 
 SECTIONS: dict[str, type[_Section]] = {
@@ -311,12 +358,22 @@ SECTIONS: dict[str, type[_Section]] = {
     "cluster": ClusterSettings,
     "mesh": MeshSettings,
     "platform": PlatformSettings,
+    "apps": AppSettings,
 }
+
+
+def key_name(field_name: str) -> str:
+    """The bare config key of a settings field: its camelCase name, or its explicit alias."""
+    for model in SECTIONS.values():
+        info = model.model_fields.get(field_name)
+        if info is not None and info.alias:
+            return info.alias
+    return to_camel(field_name)
 
 
 def config_key(field_name: str) -> str:
     """The Pulumi config key of a settings field."""
-    return f"{NAMESPACE}:{to_camel(field_name)}"
+    return f"{NAMESPACE}:{key_name(field_name)}"
 
 
 def field_sections() -> dict[str, str]:
@@ -324,7 +381,7 @@ def field_sections() -> dict[str, str]:
     owners: dict[str, str] = {}
     for section, model in SECTIONS.items():
         for field_name in model.model_fields:
-            key = to_camel(field_name)
+            key = key_name(field_name)
             if key in owners:  # pragma: no cover - a programming error caught by the tests
                 raise RuntimeError(f"config key {key} is declared by both {owners[key]} and {section}")
             owners[key] = section

@@ -17,6 +17,7 @@ from config.settings import (
     ETCD_SERVER_COUNTS,
     MINIMUM_RESOURCES,
     VIRTUALBOX_NAT,
+    AppSettings,
     ClusterSettings,
     MeshSettings,
     NetworkSettings,
@@ -38,6 +39,9 @@ MINIMUM_READY_TIMEOUT_SECONDS = 60
 _DURATION = re.compile(r"^[0-9]+(ms|s|m|h|d|w|y)$")
 _OBJECT_NAME = re.compile(r"^[a-z0-9]([a-z0-9.-]{0,251}[a-z0-9])?$")
 MINIMUM_CA_HOURS = 24
+# repository[:tag][@sha256:digest] with a tag other than latest, or a digest.
+_PINNED_IMAGE = re.compile(r"^[a-z0-9.\-/_]+(:(?!latest$)[\w.\-]+)?(@sha256:[0-9a-f]{64})?$")
+ROLLOUT_PHASES = (1, 2, 3, 4)
 _ISTIO_VERSION = re.compile(r"^1\.[0-9]+\.[0-9]+$")
 
 
@@ -305,6 +309,35 @@ def check_platform(platform: PlatformSettings, network: NetworkSettings) -> Iter
         )
 
 
+def check_apps(apps: AppSettings) -> Iterator[Problem]:
+    if apps.rollout_phase not in ROLLOUT_PHASES:
+        yield Problem(config_key("rollout_phase"), apps.rollout_phase, "the rollout has phases 1, 2, 3 and 4")
+    if not _DNS_NAME.match(apps.test_app_hostname):
+        yield Problem(config_key("test_app_hostname"), apps.test_app_hostname, "not a DNS name (lowercase)")
+    image = apps.test_app_image
+    if not _PINNED_IMAGE.match(image) or (":" not in image.rsplit("/", 1)[-1] and "@sha256:" not in image):
+        yield Problem(config_key("test_app_image"), image, "pin the image to a version tag (not latest) or a digest")
+    if not apps.test_app_allowed_methods:
+        yield Problem(
+            config_key("test_app_allowed_methods"), "[]", "allow at least one method, or nothing gets through"
+        )
+    for path in apps.test_app_allowed_paths:
+        if not path.startswith(("/", "*")) or " " in path:
+            yield Problem(config_key("test_app_allowed_paths"), path, "a path starts with '/' (or '*' for a suffix)")
+    for name in apps.test_app_egress_fqdns:
+        if not _DNS_NAME.match(name):
+            yield Problem(config_key("test_app_egress_fqdns"), name, "not a DNS name (lowercase)")
+    needs = {"demo_l7_routing": (apps.demo_l7_routing, 3), "demo_principal_policy": (apps.demo_principal_policy, 3)}
+    needs["demo_ambient"] = (apps.demo_ambient != "off", 2)
+    for field, (enabled, phase) in needs.items():
+        if enabled and apps.rollout_phase < phase:
+            yield Problem(
+                config_key(field),
+                getattr(apps, field),
+                f"needs {config_key('rollout_phase')} {phase} or later (it is {apps.rollout_phase})",
+            )
+
+
 def validate(settings: Settings) -> list[Problem]:
     """Every cross-field problem of a parsed settings tree (empty when valid)."""
     problems = [
@@ -313,6 +346,7 @@ def validate(settings: Settings) -> list[Problem]:
         *check_cluster(settings.cluster, settings.network, settings.topology),
         *check_mesh(settings.mesh),
         *check_platform(settings.platform, settings.network),
+        *check_apps(settings.apps),
     ]
     if not problems:
         try:

@@ -46,6 +46,11 @@ GATEWAY_API_CRDS_URL = (
     f"https://github.com/kubernetes-sigs/gateway-api/releases/download/{GATEWAY_API}/standard-install.yaml"
 )
 
+# The hardened test app: NGINX's unprivileged image (uid 101, port 8080), pinned to a release.
+TEST_APP_IMAGE = "docker.io/nginxinc/nginx-unprivileged:1.27.4-alpine"
+# Demo clients (curl in a non-root image).
+CURL_IMAGE = "docker.io/curlimages/curl:8.12.1"
+
 # Istio's images, named explicitly rather than trusting what the release process wrote into the charts.
 ISTIO_HUB = "docker.io/istio"
 

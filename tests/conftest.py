@@ -34,8 +34,10 @@ from tools.render import Rendering, render, stack_file, with_overrides  # noqa: 
 #   API CRDs (2), MetalLB with its webhook wait (5), Istio (6), the ingress (2), the NFS provisioner (2),
 #   Kyverno with its webhook wait (4);
 # - observability: Prometheus (2), Grafana with its password, admin Secret and route (5), Kiali with
-#   its route (3), and the Hubble UI's route and NetworkPolicy (3).
-FIXED_RESOURCES = 8 + 7 + 11 + 2 + 5 + 6 + 2 + 2 + 4 + 2 + 5 + 3 + 3
+#   its route (3), and the Hubble UI's route and NetworkPolicy (3);
+# - the test app: WebTest, its namespace and ServiceAccount patch, PeerAuthentication, Deployment,
+#   Service, waypoint, AuthorizationPolicy, NetworkPolicy, Cilium egress and probe policies, route (12).
+FIXED_RESOURCES = 8 + 7 + 11 + 2 + 5 + 6 + 2 + 2 + 4 + 2 + 5 + 3 + 3 + 12
 # The plugged-in mesh CA: its component, root key and certificate, intermediate key, request and
 # certificate, and the cacerts Secret.
 PLUGGED_CA_RESOURCES = 7

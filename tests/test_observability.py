@@ -206,9 +206,14 @@ def routes(rendering: Rendering) -> dict[str, Registration]:
 
 
 def test_each_ui_has_a_hostname_on_the_ingress(lab):
-    [gateway] = lab.of_type("kubernetes:gateway.networking.k8s.io/v1:Gateway")
+    [gateway] = [
+        r
+        for r in lab.of_type("kubernetes:gateway.networking.k8s.io/v1:Gateway")
+        if r.inputs["metadata"]["name"] == "ingress"
+    ]
     by_host = routes(lab)
     expected = {
+        "test.test": ("ns-test", "web-test-service", 80),
         "grafana.lab": ("monitoring", "grafana", 80),
         "kiali.lab": ("istio-system", "kiali", 20001),
         "hubble.lab": ("kube-system", "hubble-ui", 80),
@@ -225,7 +230,11 @@ def test_each_ui_has_a_hostname_on_the_ingress(lab):
 
 
 def test_hubble_ui_admits_the_ingress_gateway_through_kube_systems_policy(lab):
-    [policy] = lab.of_type("kubernetes:networking.k8s.io/v1:NetworkPolicy")
+    [policy] = [
+        r
+        for r in lab.of_type("kubernetes:networking.k8s.io/v1:NetworkPolicy")
+        if r.inputs["metadata"]["namespace"] == "kube-system"
+    ]
     spec = policy.inputs["spec"]
     assert policy.inputs["metadata"]["namespace"] == "kube-system"
     assert spec["podSelector"] == {"matchLabels": {"k8s-app": "hubble-ui"}}
@@ -236,7 +245,7 @@ def test_hubble_ui_admits_the_ingress_gateway_through_kube_systems_policy(lab):
 
 def test_no_hubble_route_without_hubble(render_with):
     rendering = render_with({"meshlab:hubbleEnabled": False})
-    assert set(routes(rendering)) == {"grafana.lab", "kiali.lab"}
+    assert set(routes(rendering)) == {"grafana.lab", "kiali.lab", "test.test"}
     assert "hubble" not in rendering.stack_outputs()["urls"]
 
 
@@ -246,10 +255,13 @@ def test_urls_and_hosts_file_entry_are_stack_outputs(lab, rendered):
         "grafana": "http://grafana.lab/",
         "kiali": "http://kiali.lab/",
         "hubble": "http://hubble.lab/",
+        "testApp": "http://test.test/",
     }
-    assert outputs["hostsFileEntry"] == "192.168.56.200 grafana.lab kiali.lab hubble.lab"
-    staging = rendered["staging"].stack_outputs()
-    assert staging["hostsFileEntry"] == "192.168.57.200 grafana.staging.lab kiali.staging.lab hubble.staging.lab"
+    address, *names = outputs["hostsFileEntry"].split()
+    assert address == "192.168.56.200"
+    assert sorted(names) == ["grafana.lab", "hubble.lab", "kiali.lab", "test.test"]
+    staging = rendered["staging"].stack_outputs()["hostsFileEntry"].split()
+    assert staging[0] == "192.168.57.200" and "grafana.staging.lab" in staging
 
 
 def test_hosts_file_entry_points_every_ui_at_the_ingress(lab):

@@ -25,6 +25,8 @@ from tests.kube_reference import (
 from tools.render import SECRET, Registration, Rendering
 
 RELEASE = "kubernetes:helm.sh/v3:Release"
+PEER = "kubernetes:security.istio.io/v1:PeerAuthentication"
+GATEWAY = "kubernetes:gateway.networking.k8s.io/v1:Gateway"
 NAMESPACE = "kubernetes:core/v1:Namespace"
 KUBERNETES_MINOR = ".".join(versions.KUBERNETES.lstrip("v").split(".")[:2])
 # Keys a chart reads without listing them in values.yaml, with the evidence.
@@ -161,6 +163,7 @@ def test_namespaces_are_labelled_for_pod_security(lab):
         "nfs-provisioner": "baseline",
         "monitoring": "restricted",
         "kyverno": "restricted",
+        "ns-test": "restricted",
     }
     for name, meta in namespaces.items():
         labels = meta["labels"]
@@ -169,7 +172,8 @@ def test_namespaces_are_labelled_for_pod_security(lab):
         assert labels["pod-security.kubernetes.io/enforce-version"] == f"v{KUBERNETES_MINOR}"
         reason = meta.get("annotations", {}).get(REASON_ANNOTATION, "")
         assert bool(reason) == (levels[name] != "restricted"), name
-        assert "istio.io/dataplane-mode" not in labels  # no system namespace joins the mesh
+        # Only the app's namespace joins the mesh; system namespaces never do.
+        assert ("istio.io/dataplane-mode" in labels) == (name == "ns-test")
 
 
 def test_node_exporter_makes_monitoring_privileged(render_with):
@@ -182,7 +186,7 @@ def test_node_exporter_makes_monitoring_privileged(render_with):
 def test_default_service_accounts_stop_mounting_tokens(lab):
     patches = lab.of_type("kubernetes:core/v1:ServiceAccountPatch")
     namespaces = {r.inputs["metadata"]["name"]: r for r in lab.of_type(NAMESPACE)}
-    assert len(patches) == len(namespaces) == 5
+    assert len(patches) == len(namespaces) == 6
     for patch in patches:
         assert patch.inputs["automountServiceAccountToken"] is False
         assert patch.inputs["metadata"]["name"] == "default"
@@ -223,16 +227,18 @@ def test_istio_installs_in_order_with_the_ambient_profile(lab):
 
 @pytest.mark.parametrize("stack", STACKS)
 def test_mesh_wide_peer_authentication_is_strict_by_default(rendered, stack):
-    [peer] = rendered[stack].of_type("kubernetes:security.istio.io/v1:PeerAuthentication")
+    [peer] = [r for r in rendered[stack].of_type(PEER) if r.inputs["metadata"]["namespace"] == "istio-system"]
     assert peer.inputs["metadata"] == {"name": "default", "namespace": "istio-system"}
     assert peer.inputs["spec"] == {"mtls": {"mode": "STRICT"}}
     assert depends(peer, named(rendered[stack], "istio-base"))
 
 
 def test_mtls_mode_comes_from_settings(render_with):
-    [peer] = render_with({"meshlab:meshMtlsMode": "PERMISSIVE"}).of_type(
-        "kubernetes:security.istio.io/v1:PeerAuthentication"
-    )
+    [peer] = [
+        r
+        for r in render_with({"meshlab:meshMtlsMode": "PERMISSIVE"}).of_type(PEER)
+        if r.inputs["metadata"]["namespace"] == "istio-system"
+    ]
     assert peer.inputs["spec"]["mtls"]["mode"] == "PERMISSIVE"
 
 
@@ -286,7 +292,7 @@ def test_metallb_pool_and_l2_come_after_the_release(lab):
 
 
 def test_the_ingress_is_one_istio_gateway_on_a_fixed_metallb_address(lab):
-    [gateway] = lab.of_type("kubernetes:gateway.networking.k8s.io/v1:Gateway")
+    [gateway] = [r for r in lab.of_type(GATEWAY) if r.inputs["spec"]["gatewayClassName"] == "istio"]
     spec = gateway.inputs["spec"]
     assert spec["gatewayClassName"] == "istio"
     assert spec["infrastructure"]["annotations"]["metallb.io/loadBalancerIPs"] == "192.168.56.200"
@@ -300,7 +306,7 @@ def test_the_ingress_is_one_istio_gateway_on_a_fixed_metallb_address(lab):
 
 def test_ingress_address_from_settings(render_with):
     rendering = render_with({"meshlab:ingressAddress": "192.168.56.240"})
-    [gateway] = rendering.of_type("kubernetes:gateway.networking.k8s.io/v1:Gateway")
+    [gateway] = [r for r in rendering.of_type(GATEWAY) if r.inputs["spec"]["gatewayClassName"] == "istio"]
     assert gateway.inputs["spec"]["infrastructure"]["annotations"]["metallb.io/loadBalancerIPs"] == "192.168.56.240"
 
 

@@ -16,6 +16,7 @@ import pulumi_kubernetes as k8s
 import pulumi_tls as tls
 
 from components.cluster.rke2_cluster import ClusterAccess
+from components.security.namespaces import ISTIO_SYSTEM
 from config.settings import MeshSettings
 
 CACERTS_SECRET = "cacerts"
@@ -30,7 +31,7 @@ class MeshCa(pulumi.ComponentResource):
         name: str,
         *,
         access: ClusterAccess,
-        namespace: k8s.core.v1.Namespace,
+        namespace: pulumi.Resource,
         mesh: MeshSettings,
         cluster_name: str,
         opts: pulumi.ResourceOptions | None = None,
@@ -96,7 +97,7 @@ class MeshCa(pulumi.ComponentResource):
         chain = pulumi.Output.all(intermediate.cert_pem, root_cert).apply(lambda pems: pems[0] + pems[1])
         self.secret = k8s.core.v1.Secret(
             f"{name}-cacerts",
-            metadata={"name": CACERTS_SECRET, "namespace": namespace.metadata.name},
+            metadata={"name": CACERTS_SECRET, "namespace": ISTIO_SYSTEM},
             type="Opaque",
             string_data=pulumi.Output.secret(
                 {
@@ -106,7 +107,7 @@ class MeshCa(pulumi.ComponentResource):
                     "cert-chain.pem": chain,
                 }
             ),
-            opts=access.options(self),
+            opts=access.options(self, [namespace]),
         )
         self.root_cert = root_cert
         self.register_outputs({"rootCertPem": root_cert})

@@ -11,11 +11,10 @@ from __future__ import annotations
 from typing import Any
 
 import pulumi
-import pulumi_kubernetes as k8s
 
 from components.cluster.rke2_cluster import ClusterAccess
 from components.helm import release
-from components.kube import custom_resource
+from components.kube import kube_object
 from components.mesh.ca import MeshCa
 from components.network.gateway_api import GatewayApiCrds
 from components.security.namespaces import ISTIO_SYSTEM
@@ -66,7 +65,7 @@ class IstioAmbient(pulumi.ComponentResource):
         name: str,
         *,
         access: ClusterAccess,
-        namespace: k8s.core.v1.Namespace,
+        namespace: pulumi.Resource,
         gateway_api: GatewayApiCrds,
         settings: Settings,
         opts: pulumi.ResourceOptions | None = None,
@@ -132,7 +131,7 @@ class IstioAmbient(pulumi.ComponentResource):
             version=istio_version,
             opts=access.options(self, [self.cni]),
         )
-        self.peer_authentication = custom_resource(
+        self.peer_authentication = kube_object(
             f"{name}-mesh-mtls", peer_authentication(mesh.mesh_mtls_mode), access.options(self, [self.base])
         )
         self.root_namespace = ROOT_NAMESPACE

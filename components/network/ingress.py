@@ -13,7 +13,7 @@ from typing import Any
 import pulumi
 
 from components.cluster.rke2_cluster import ClusterAccess
-from components.kube import custom_resource
+from components.kube import kube_object
 from components.mesh.istio import IstioAmbient
 from components.network.metallb import MetalLb
 from components.security.namespaces import ISTIO_SYSTEM
@@ -91,7 +91,7 @@ class IngressGateway(pulumi.ComponentResource):
         super().__init__("meshlab:network:IngressGateway", name, {"address": str(address)}, opts)
         # After the component's own init, which sets an Output attribute per property.
         self.address = address
-        self.gateway = custom_resource(
+        self.gateway = kube_object(
             f"{name}-gateway",
             gateway(self.address),
             access.options(self, [mesh.istiod, metallb.pool, metallb.l2]),

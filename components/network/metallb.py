@@ -9,11 +9,10 @@ from __future__ import annotations
 from typing import Any
 
 import pulumi
-import pulumi_kubernetes as k8s
 
 from components.cluster.rke2_cluster import ClusterAccess
 from components.helm import release
-from components.kube import custom_resource
+from components.kube import kube_object
 from components.security.namespaces import METALLB_SYSTEM
 from config.settings import Settings
 
@@ -45,7 +44,7 @@ class MetalLb(pulumi.ComponentResource):
         name: str,
         *,
         access: ClusterAccess,
-        namespace: k8s.core.v1.Namespace,
+        namespace: pulumi.Resource,
         settings: Settings,
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
@@ -67,8 +66,8 @@ class MetalLb(pulumi.ComponentResource):
             parent=self,
             depends_on=[self.release],
         )
-        self.pool = custom_resource(f"{name}-pool", pool(settings), access.options(self, [self.webhook]))
-        self.l2 = custom_resource(
+        self.pool = kube_object(f"{name}-pool", pool(settings), access.options(self, [self.webhook]))
+        self.l2 = kube_object(
             f"{name}-l2", l2_advertisement(access.host_only_interface), access.options(self, [self.webhook])
         )
         self.register_outputs({"pool": str(settings.network.metallb_pool)})

@@ -16,7 +16,7 @@ import pulumi_random as random
 
 from components.cluster.rke2_cluster import ClusterAccess
 from components.helm import release
-from components.kube import custom_resource
+from components.kube import kube_object
 from components.network.ingress import IngressGateway, http_route, ui_hostname
 from components.security.namespaces import MONITORING
 from config import versions
@@ -90,7 +90,7 @@ class Grafana(pulumi.ComponentResource):
         name: str,
         *,
         access: ClusterAccess,
-        namespace: k8s.core.v1.Namespace,
+        namespace: pulumi.Resource,
         ingress: IngressGateway,
         prometheus_url: str,
         settings: Settings,
@@ -105,10 +105,10 @@ class Grafana(pulumi.ComponentResource):
         self.admin_password: pulumi.Output[str] = pulumi.Output.secret(password.result)
         credentials = k8s.core.v1.Secret(
             f"{name}-admin",
-            metadata={"name": ADMIN_SECRET, "namespace": namespace.metadata.name},
+            metadata={"name": ADMIN_SECRET, "namespace": MONITORING},
             type="Opaque",
             string_data=pulumi.Output.secret({"admin-user": ADMIN_USER, "admin-password": password.result}),
-            opts=access.options(self),
+            opts=access.options(self, [namespace]),
         )
         self.release = release(
             f"{name}-release",
@@ -118,7 +118,7 @@ class Grafana(pulumi.ComponentResource):
             values=grafana_values(settings, prometheus_url),
             opts=access.options(self, [namespace, credentials, *depends_on]),
         )
-        self.route = custom_resource(
+        self.route = kube_object(
             f"{name}-route",
             http_route(RELEASE_NAME, MONITORING, hostname, RELEASE_NAME, 80),
             access.options(self, [self.release, ingress.gateway]),

@@ -11,7 +11,7 @@ from typing import Any
 import pulumi
 
 from components.cluster.rke2_cluster import ClusterAccess
-from components.kube import custom_resource
+from components.kube import kube_object
 from components.network.ingress import GATEWAY_NAME, IngressGateway, http_route, ui_hostname
 from components.security.namespaces import ISTIO_SYSTEM
 from config.settings import Settings
@@ -58,8 +58,8 @@ class HubbleUi(pulumi.ComponentResource):
     ) -> None:
         hostname = ui_hostname(settings, "hubble")
         super().__init__("meshlab:observability:HubbleUi", name, {"hostname": hostname}, opts)
-        self.network_policy = custom_resource(f"{name}-network-policy", ingress_network_policy(), access.options(self))
-        self.route = custom_resource(
+        self.network_policy = kube_object(f"{name}-network-policy", ingress_network_policy(), access.options(self))
+        self.route = kube_object(
             f"{name}-route",
             http_route(SERVICE, NAMESPACE, hostname, SERVICE, SERVICE_PORT),
             access.options(self, [ingress.gateway]),

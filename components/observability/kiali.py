@@ -12,7 +12,7 @@ import pulumi
 
 from components.cluster.rke2_cluster import ClusterAccess
 from components.helm import release
-from components.kube import custom_resource
+from components.kube import kube_object
 from components.network.ingress import IngressGateway, http_route, ui_hostname
 from components.security.namespaces import ISTIO_SYSTEM
 from config.settings import Settings
@@ -80,7 +80,7 @@ class Kiali(pulumi.ComponentResource):
             values=kiali_values(settings, prometheus_url, grafana_url),
             opts=access.options(self, depends_on),
         )
-        self.route = custom_resource(
+        self.route = kube_object(
             f"{name}-route",
             http_route(RELEASE_NAME, ISTIO_SYSTEM, hostname, RELEASE_NAME, PORT),
             access.options(self, [self.release, ingress.gateway]),

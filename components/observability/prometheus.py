@@ -10,7 +10,6 @@ from __future__ import annotations
 from typing import Any
 
 import pulumi
-import pulumi_kubernetes as k8s
 
 from components.cluster.rke2_cluster import ClusterAccess
 from components.helm import release
@@ -115,7 +114,7 @@ class Prometheus(pulumi.ComponentResource):
         name: str,
         *,
         access: ClusterAccess,
-        namespace: k8s.core.v1.Namespace,
+        namespace: pulumi.Resource,
         settings: Settings,
         depends_on: list[pulumi.Resource],
         opts: pulumi.ResourceOptions | None = None,

@@ -10,11 +10,10 @@ from __future__ import annotations
 from typing import Any
 
 import pulumi
-import pulumi_kubernetes as k8s
 
 from components.cluster.rke2_cluster import ClusterAccess
 from components.helm import release
-from components.kube import custom_resource
+from components.kube import kube_object
 from components.security.namespaces import KYVERNO
 
 WAYPOINT_POLICY = "meshlab-harden-waypoints"
@@ -61,7 +60,7 @@ class Kyverno(pulumi.ComponentResource):
         name: str,
         *,
         access: ClusterAccess,
-        namespace: k8s.core.v1.Namespace,
+        namespace: pulumi.Resource,
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
         super().__init__("meshlab:security:Kyverno", name, {"policies": [WAYPOINT_POLICY]}, opts)
@@ -82,7 +81,7 @@ class Kyverno(pulumi.ComponentResource):
             parent=self,
             depends_on=[self.release],
         )
-        self.waypoint_policy = custom_resource(
+        self.waypoint_policy = kube_object(
             f"{name}-waypoint-policy", waypoint_policy(), access.options(self, [self.webhook])
         )
         self.register_outputs({"policies": [WAYPOINT_POLICY]})

@@ -9,13 +9,15 @@ namespace stops mounting its token (CIS 5.1.5).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 import pulumi
 import pulumi_kubernetes as k8s
 
 from components.cluster.rke2_cluster import ClusterAccess
+from components.kube import kube_object
 from config import versions
 from config.settings import Settings
 
@@ -40,17 +42,21 @@ class NamespaceSpec:
     reason: str = ""
     labels: dict[str, str] = field(default_factory=dict)
 
-    def metadata(self) -> k8s.meta.v1.ObjectMetaArgs:
+    def document(self) -> dict[str, Any]:
         labels: dict[str, str] = {f"{PSA_PREFIX}/{mode}": self.level for mode in ("enforce", "audit", "warn")}
         labels |= {f"{PSA_PREFIX}/{mode}-version": PSA_VERSION for mode in ("enforce", "audit", "warn")}
-        return k8s.meta.v1.ObjectMetaArgs(
-            name=self.name,
-            labels={**labels, **self.labels},
-            annotations={REASON_ANNOTATION: self.reason} if self.reason else None,
-        )
+        metadata: dict[str, Any] = {"name": self.name, "labels": {**labels, **self.labels}}
+        if self.reason:
+            metadata["annotations"] = {REASON_ANNOTATION: self.reason}
+        return {"apiVersion": "v1", "kind": "Namespace", "metadata": metadata}
+
+
+# The rollout phase from which each system namespace exists (see components/lab.py).
+NAMESPACE_PHASES = {ISTIO_SYSTEM: 2, METALLB_SYSTEM: 3, NFS_PROVISIONER: 4, MONITORING: 4, KYVERNO: 4}
 
 
 def namespace_specs(settings: Settings) -> list[NamespaceSpec]:
+    """The system namespaces of the settings' rollout phase."""
     monitoring = (
         NamespaceSpec(
             MONITORING, "privileged", "node-exporter reads the host through hostNetwork, hostPID and hostPath"
@@ -58,7 +64,7 @@ def namespace_specs(settings: Settings) -> list[NamespaceSpec]:
         if settings.platform.node_exporter_enabled
         else NamespaceSpec(MONITORING, "restricted")
     )
-    return [
+    specs = [
         NamespaceSpec(
             ISTIO_SYSTEM,
             "privileged",
@@ -69,6 +75,7 @@ def namespace_specs(settings: Settings) -> list[NamespaceSpec]:
         monitoring,
         NamespaceSpec(KYVERNO, "restricted"),
     ]
+    return [spec for spec in specs if NAMESPACE_PHASES[spec.name] <= settings.apps.rollout_phase]
 
 
 class Namespaces(pulumi.ComponentResource):
@@ -79,24 +86,33 @@ class Namespaces(pulumi.ComponentResource):
         super().__init__(
             "meshlab:security:Namespaces", name, {"namespaces": {spec.name: spec.level for spec in specs}}, opts
         )
-        self.namespaces: dict[str, k8s.core.v1.Namespace] = {}
-        for spec in specs:
-            namespace = k8s.core.v1.Namespace(
-                f"{name}-{spec.name}", metadata=spec.metadata(), opts=access.options(self)
-            )
-            k8s.core.v1.ServiceAccountPatch(
-                f"{name}-{spec.name}-default-sa",
-                metadata={
-                    "name": "default",
-                    "namespace": spec.name,
-                    # The service-account controller owns this object; take over just this field.
-                    "annotations": {"pulumi.com/patchForce": "true"},
-                },
-                automount_service_account_token=False,
-                opts=access.options(self, [namespace]),
-            )
-            self.namespaces[spec.name] = namespace
+        self.namespaces: dict[str, pulumi.Resource] = {
+            spec.name: labelled_namespace(f"{name}-{spec.name}", spec, access, self) for spec in specs
+        }
         self.register_outputs({"namespaces": list(self.namespaces)})
 
-    def __getitem__(self, name: str) -> k8s.core.v1.Namespace:
+    def __getitem__(self, name: str) -> pulumi.Resource:
         return self.namespaces[name]
+
+
+def labelled_namespace(
+    name: str,
+    spec: NamespaceSpec,
+    access: ClusterAccess,
+    parent: pulumi.Resource,
+    depends_on: Sequence[pulumi.Resource] = (),
+) -> pulumi.Resource:
+    """The namespace, and its default ServiceAccount told not to mount a token (CIS 5.1.5)."""
+    namespace = kube_object(name, spec.document(), access.options(parent, depends_on))
+    k8s.core.v1.ServiceAccountPatch(
+        f"{name}-default-sa",
+        metadata={
+            "name": "default",
+            "namespace": spec.name,
+            # The service-account controller owns this object; take over just this field.
+            "annotations": {"pulumi.com/patchForce": "true"},
+        },
+        automount_service_account_token=False,
+        opts=access.options(parent, [namespace]),
+    )
+    return namespace

@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Any
 
 import pulumi
-import pulumi_kubernetes as k8s
 
 from components.cluster.nfs import NfsExport
 from components.cluster.rke2_cluster import ClusterAccess
@@ -34,7 +33,7 @@ class NfsProvisioner(pulumi.ComponentResource):
         name: str,
         *,
         access: ClusterAccess,
-        namespace: k8s.core.v1.Namespace,
+        namespace: pulumi.Resource,
         settings: Settings,
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:

@@ -1,0 +1,1 @@
+"""The apps layer: the hardened test app and the demo scenarios."""
