@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -110,36 +111,26 @@ def test_missing_stack_file_is_a_config_error(capsys):
 # Policy check (--policy) ----------------------------------------------------------------------
 
 
-def _k8s(type_: str, name: str, inputs: dict[str, object]) -> Registration:
-    return Registration(
-        urn=f"urn:pulumi:lab::meshlab::{type_}::{name}",
-        type=type_,
-        name=name,
-        parent="",
-        custom=True,
-        dependencies=[],
-        property_dependencies={},
-        additional_secret_outputs=[],
-        inputs=inputs,
-        secret_paths=[],
-        delete_before_replace=False,
-    )
+PEER_AUTHENTICATION = "kubernetes:security.istio.io/v1:PeerAuthentication"
+MTLS_POLICIES = ("peer-authentication-strict", "mesh-mtls-strict")
 
 
-PERMISSIVE_MESH = _k8s(
-    "kubernetes:security.istio.io/v1:PeerAuthentication",
-    "mesh-default",
-    {"metadata": {"name": "default", "namespace": "istio-system"}, "spec": {"mtls": {"mode": "PERMISSIVE"}}},
-)
-RANGED_CHART = _k8s("kubernetes:helm.sh/v3:Release", "grafana", {"chart": "grafana", "version": "^9.3"})
+def _mesh_wide_policy(rendering: Rendering) -> Registration:
+    [policy] = rendering.of_type(PEER_AUTHENTICATION)
+    assert policy.inputs["metadata"] == {"name": "default", "namespace": "istio-system"}
+    return policy
 
 
-def _render_adding(monkeypatch, *extra: Registration) -> None:
-    def render_with_extra(config, stack):
+def _render_with_chart_version(monkeypatch, release: str, version: str) -> None:
+    """Render the real stack, with the real Helm release `release` asking for another chart version."""
+
+    def render_edited(config, stack):
         rendering = render(config, stack)
-        return Rendering(rendering.stack, [*rendering.registrations, *extra])
+        [target] = [r for r in rendering.of_type("kubernetes:helm.sh/v3:Release") if r.name == release]
+        edited = replace(target, inputs={**target.inputs, "version": version})
+        return Rendering(rendering.stack, [edited if r is target else r for r in rendering.registrations])
 
-    monkeypatch.setattr(plan, "render", render_with_extra)
+    monkeypatch.setattr(plan, "render", render_edited)
 
 
 def test_plan_policy_passes_on_the_lab_stack_from_the_command_line():
@@ -158,35 +149,53 @@ def test_plan_policy_counts_every_rendered_resource(rendered, capsys):
     assert header.endswith(f": {len(rendered['staging'].resources())} resources")
 
 
-def test_plan_policy_groups_violations_and_fails_on_mandatory(monkeypatch, capsys):
-    _render_adding(monkeypatch, PERMISSIVE_MESH)
-    assert plan.main(["lab", "--policy"]) == plan.EXIT_POLICY_VIOLATIONS
+def test_plan_policy_fails_on_a_permissive_mesh_and_names_the_mtls_policies(tmp_path, rendered, capsys):
+    # The same config file route passes with the default mode spelled out: only the mode makes the difference.
+    strict = _lab_with(tmp_path, meshMtlsMode="STRICT")
+    assert plan.main(["lab", "--policy", "--config-file", str(strict)]) == 0
+    assert capsys.readouterr().out.splitlines()[-1] == "0 mandatory and 0 advisory violations"
+
+    permissive = _lab_with(tmp_path, meshMtlsMode="PERMISSIVE")
+    assert plan.main(["lab", "--policy", "--config-file", str(permissive)]) == plan.EXIT_POLICY_VIOLATIONS
     lines = capsys.readouterr().out.splitlines()
-    for policy in ("peer-authentication-strict", "mesh-mtls-strict"):
+    resources = len(rendered["lab"].resources())
+    assert lines[0] == f"policy check of stack lab (policy-pack/config/lab.json): {resources} resources"
+    real = _mesh_wide_policy(rendered["lab"])
+    for policy in MTLS_POLICIES:
         group = lines.index(f"{policy} [mandatory]: 1 violation")
         entry = lines[group + 1]
-        assert entry.startswith("  kubernetes:security.istio.io/v1:PeerAuthentication mesh-default: ")
+        assert entry.startswith(f"  {PEER_AUTHENTICATION} {real.name}: ")
+        assert 'PeerAuthentication "istio-system/default"' in entry
         assert "PERMISSIVE" in entry
     assert lines[-1] == "2 mandatory and 0 advisory violations"
+    assert len(lines) == 1 + 2 * len(MTLS_POLICIES) + 1
 
 
-def test_plan_policy_json(monkeypatch, capsys):
-    _render_adding(monkeypatch, PERMISSIVE_MESH)
-    assert plan.main(["lab", "--policy", "--json"]) == plan.EXIT_POLICY_VIOLATIONS
+def test_plan_policy_json_on_a_permissive_mesh(tmp_path, rendered, capsys):
+    config_file = _lab_with(tmp_path, meshMtlsMode="PERMISSIVE")
+    assert plan.main(["lab", "--policy", "--json", "--config-file", str(config_file)]) == plan.EXIT_POLICY_VIOLATIONS
     document = json.loads(capsys.readouterr().out)
     assert document["stack"] == "lab"
+    real = _mesh_wide_policy(rendered["lab"])
     assert {(v["policy"], v["enforcement"], v["urn"]) for v in document["violations"]} == {
-        ("peer-authentication-strict", "mandatory", PERMISSIVE_MESH.urn),
-        ("mesh-mtls-strict", "mandatory", PERMISSIVE_MESH.urn),
+        (policy, "mandatory", real.urn) for policy in MTLS_POLICIES
     }
+    assert all("PERMISSIVE" in v["message"] for v in document["violations"])
 
 
 def test_plan_policy_advisories_pass_unless_the_stack_config_makes_them_mandatory(monkeypatch, capsys):
-    _render_adding(monkeypatch, RANGED_CHART)
+    _render_with_chart_version(monkeypatch, "grafana-release", "^9.3")
     assert plan.main(["lab", "--policy"]) == 0
-    assert "helm-charts-pinned [advisory]: 1 violation" in capsys.readouterr().out.splitlines()
+    lines = capsys.readouterr().out.splitlines()
+    group = lines.index("helm-charts-pinned [advisory]: 1 violation")
+    assert lines[group + 1].startswith(
+        '  kubernetes:helm.sh/v3:Release grafana-release: chart "grafana" version "^9.3"'
+    )
+    assert lines[-1] == "0 mandatory and 1 advisory violations"
     assert plan.main(["prod", "--policy"]) == plan.EXIT_POLICY_VIOLATIONS
-    assert "helm-charts-pinned [mandatory]: 1 violation" in capsys.readouterr().out.splitlines()
+    lines = capsys.readouterr().out.splitlines()
+    assert "helm-charts-pinned [mandatory]: 1 violation" in lines
+    assert lines[-1] == "1 mandatory and 0 advisory violations"
 
 
 def test_plan_policy_refuses_a_bad_policy_config_before_rendering(monkeypatch, tmp_path, capsys):
