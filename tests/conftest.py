@@ -6,6 +6,7 @@ have registered resources; tests assert on counts, never inside `apply`.
 
 from __future__ import annotations
 
+import json
 import sys
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -75,14 +76,20 @@ def rendered(stack_configs: dict[str, StackConfig]) -> dict[str, Rendering]:
 RenderWith = Callable[..., Rendering]
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def render_with(stack_configs: dict[str, StackConfig]) -> RenderWith:
-    """Render the lab stack with some keys overridden (None removes a key)."""
+    """Render a stack (the lab by default) with some keys overridden (None removes a key).
+
+    Renderings are shared across the session: the same overrides render once. Tests only read them."""
+    cache: dict[str, Rendering] = {}
 
     def run(overrides: Mapping[str, Any], secret_keys: frozenset[str] = frozenset(), stack: str = "lab") -> Rendering:
-        base = stack_configs[stack]
-        config = with_overrides(base, overrides)
-        config = StackConfig(config.values, config.secret_keys | secret_keys)
-        return render(config, stack)
+        key = json.dumps([stack, sorted(secret_keys), sorted(overrides.items())], default=str)
+        if key not in cache:
+            base = stack_configs[stack]
+            config = with_overrides(base, overrides)
+            config = StackConfig(config.values, config.secret_keys | secret_keys)
+            cache[key] = _checked(render(config, stack))
+        return cache[key]
 
     return run
