@@ -7,6 +7,9 @@ from typing import Any
 
 import kubernetes_validate
 import pytest
+from meshlab_policy.catalog import Enforcement
+from meshlab_policy.engine import load_pack_config, resolve, run_policies, stack_config_path
+from meshlab_policy.kube import Resource
 from meshlab_policy.pod_security import Level, evaluate_pod
 
 from config import versions
@@ -318,3 +321,15 @@ def test_demos_need_their_phase(stack_configs):
     config = with_overrides(stack_configs["lab"], {"meshlab:rollout.phase": 2, "meshlab:demoL7Routing": True})
     with pytest.raises(SettingsError, match=re.escape("needs meshlab:rollout.phase 3 or later")):
         settings_from_config(config)
+
+
+def test_phase_2_passes_the_policy_pack_only_with_ns_test_on_the_migration_allow_list(phases):
+    """What docs/rollout.md tells a user to do before phase 2."""
+    resources = [Resource(type=r.type, name=r.name, urn=r.urn, props=r.inputs) for r in phases[2].resources()]
+    levels = load_pack_config(stack_config_path("lab"))
+    mandatory = {v.policy for v in run_policies(resources, resolve(levels)) if v.enforcement is Enforcement.MANDATORY}
+    assert mandatory == {"peer-authentication-strict", "mesh-mtls-strict"}
+    allow = [{"namespace": NS, "reason": "rollout phase 2: workloads joining the mesh"}]
+    for policy in mandatory:
+        levels[policy] = {"enforcementLevel": levels[policy], "mtlsMigrationAllowList": allow}
+    assert [v for v in run_policies(resources, resolve(levels)) if v.enforcement is Enforcement.MANDATORY] == []
