@@ -1,6 +1,8 @@
 """Offline plan: run the real program under mocks for a stack and show what it would register.
 
     python -m tools.plan STACK [--json] [--config-file FILE] [--policy [--policy-config FILE]]
+    python -m tools.plan STACK --diff REF [--json] [--config-file FILE] [--policy-config FILE]
+    python -m tools.plan STACK --graph
 
 Reads `Pulumi.STACK.yaml` (or FILE). Prints the resource tree, or with --json a
 deterministic document {"stack", "resources": [{urn, type, name, parent, dependencies,
@@ -12,6 +14,16 @@ and the stack policies over the whole set, with the stack's policy config
 (`policy-pack/config/STACK.json`, or --policy-config). It prints the violations grouped by policy
 (with --json: {"stack", "violations": [{policy, enforcement, urn, message}]}) and exits 1 if a
 mandatory policy is violated, 0 otherwise.
+
+With --diff REF it compares the stack at git ref REF (rendered from that commit's own program and
+stack file, without touching the working tree) with the working tree (or FILE): resources added,
+removed and changed with each changed input's old -> new value, in Markdown (with --json:
+{"stack", "ref", "against", "summary", "added", "removed", "changed", "components", "notes",
+"policy"}),
+followed by the policy check of the new state; exit 1 if that violates a mandatory policy, 2 if
+REF is unknown or a side's settings are invalid. See tools/diff.py for what counts as a change.
+
+With --graph it prints the stack's component graph as a Mermaid flowchart (tools/graph.py).
 """
 
 from __future__ import annotations
@@ -25,6 +37,9 @@ from pathlib import Path
 
 from config.loader import read_stack_file, settings_from_config
 from config.validation import SettingsError
+from tools import diff as plan_diff
+from tools.diff import code
+from tools.graph import mermaid
 from tools.policy import ROOT  # importing tools.policy puts policy-pack on sys.path
 from tools.render import Registration, Rendering, render, stack_file
 
@@ -89,16 +104,51 @@ def policy_report_lines(stack: str, source: str, resources: list[Resource], viol
     return lines
 
 
+def run_diff(
+    stack: str, ref: str, config_file: Path | None, policies: list[ResolvedPolicy], source: str, *, as_json: bool
+) -> int:
+    """Print the plan diff of `stack` against `ref`, with the policy check of the new state."""
+    try:
+        old, new = plan_diff.render_both(stack, ref, config_file)
+    except plan_diff.DiffError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return EXIT_INVALID_CONFIG
+    result = plan_diff.compare(old, new, ref, against=code(str(config_file)) if config_file else "working tree")
+    resources = [
+        Resource(type=entry.type, name=entry.name, urn=entry.urn, props=plan_diff.plain(entry.inputs))
+        for entry in plan_diff.entries(new).values()
+    ]
+    violations = run_policies(resources, policies)
+    if as_json:
+        document = plan_diff.diff_document(result)
+        document["policy"] = {
+            "source": source,
+            "mandatory": sum(v.mandatory for v in violations),
+            "violations": [asdict(v) for v in violations],
+        }
+        json.dump(document, sys.stdout, indent=2, sort_keys=True)
+        sys.stdout.write("\n")
+    else:
+        sys.stdout.write(plan_diff.markdown(result, policy_report_lines(stack, source, resources, violations)))
+    return EXIT_POLICY_VIOLATIONS if any(v.mandatory for v in violations) else 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m tools.plan", description=__doc__.split("\n\n")[0])
     parser.add_argument("stack", help="stack name, e.g. lab, staging, prod")
     parser.add_argument("--json", action="store_true", help="print the plan as JSON")
     parser.add_argument("--config-file", type=Path, help="stack config file (default: Pulumi.STACK.yaml)")
-    parser.add_argument("--policy", action="store_true", help="run the policy pack over the rendered stack")
+    mode = parser.add_mutually_exclusive_group()
+    mode.add_argument("--policy", action="store_true", help="run the policy pack over the rendered stack")
+    mode.add_argument("--diff", metavar="REF", help="compare with the stack at git ref REF (e.g. HEAD, origin/main)")
+    mode.add_argument("--graph", action="store_true", help="print the component graph as a Mermaid flowchart")
     parser.add_argument(
         "--policy-config", type=Path, help="CrossGuard policy config (default: policy-pack/config/STACK.json)"
     )
     args = parser.parse_args(argv)
+    if args.graph and args.json:
+        parser.error("--graph prints Mermaid; it has no --json form")
+    checks_policy = args.policy or args.diff is not None
 
     path = args.config_file or stack_file(args.stack)
     if not path.is_file():
@@ -107,12 +157,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         config = read_stack_file(path)
         settings_from_config(config, source=str(path))
-        policies, policy_source = policy_config_for(args.stack, args.policy_config) if args.policy else ([], "")
+        policies, policy_source = policy_config_for(args.stack, args.policy_config) if checks_policy else ([], "")
     except (SettingsError, PolicyConfigError) as error:
         print(error, file=sys.stderr)
         return EXIT_INVALID_CONFIG
 
+    if args.diff is not None:
+        return run_diff(args.stack, args.diff, args.config_file, policies, policy_source, as_json=args.json)
     rendering = render(config, args.stack)
+    if args.graph:
+        sys.stdout.write(mermaid(rendering.resources()))
+        return 0
     if args.policy:
         resources = policy_resources(rendering)
         violations = run_policies(resources, policies)
