@@ -48,8 +48,10 @@ GATEWAY_API_CRDS_URL = (
 
 # The hardened test app: NGINX's unprivileged image (uid 101, port 8080), pinned to a release.
 TEST_APP_IMAGE = "docker.io/nginxinc/nginx-unprivileged:1.27.4-alpine"
-# Demo clients (curl in a non-root image).
+# Demo and check clients: curl in a non-root image. Its user is named (curl_user), so pods state
+# the uid for runAsNonRoot to be verifiable.
 CURL_IMAGE = "docker.io/curlimages/curl:8.12.1"
+CURL_UID = 100
 
 # Istio's images, named explicitly rather than trusting what the release process wrote into the charts.
 ISTIO_HUB = "docker.io/istio"

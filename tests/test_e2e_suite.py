@@ -1,0 +1,48 @@
+"""The live suite itself, checked without a cluster: it stays out of the default run, covers
+every expected behaviour, and the pods it creates are admitted where they must be."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import kubernetes_validate
+from meshlab_policy.pod_security import Level, evaluate_pod
+
+from config import versions
+from tests import conftest
+from tests.e2e.test_live_lab import curl_pod
+
+SUITE = Path(__file__).parent / "e2e" / "test_live_lab.py"
+KUBERNETES_MINOR = ".".join(versions.KUBERNETES.lstrip("v").split(".")[:2])
+
+
+def test_live_suite_is_not_collected_by_default(monkeypatch):
+    monkeypatch.delenv("MESHLAB_E2E_STACK", raising=False)
+    assert conftest.collect_ignore == ["e2e"]
+
+
+def test_live_suite_checks_every_expected_behaviour():
+    names = {node.name for node in ast.walk(ast.parse(SUITE.read_text())) if isinstance(node, ast.FunctionDef)}
+    checks = {name for name in names if name.startswith("test_")}
+    for behaviour in (
+        "get_root",
+        "post_root",
+        "get_foo",
+        "allowed_name",
+        "other_names",
+        "plaintext_from_outside",
+        "nodeport",
+        "privileged_pod",
+        "healthy",
+    ):
+        assert any(behaviour in check for check in checks), behaviour
+
+
+def test_its_client_pods_are_admitted_under_restricted_and_its_privileged_pod_is_not():
+    pod = curl_pod("ns-test", {"app": "web-test"})
+    kubernetes_validate.validate(pod, KUBERNETES_MINOR, strict=True)
+    assert evaluate_pod(pod["metadata"], pod["spec"], Level.RESTRICTED) == []  # type: ignore[arg-type]
+    pod["spec"]["containers"][0]["securityContext"] = {"privileged": True}  # type: ignore[index]
+    findings = {f.check for f in evaluate_pod(pod["metadata"], pod["spec"], Level.RESTRICTED)}  # type: ignore[arg-type]
+    assert "privileged" in findings
