@@ -21,6 +21,7 @@ import subprocess
 import sys
 import tarfile
 import tempfile
+from collections import Counter
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from io import BytesIO
@@ -38,6 +39,8 @@ MAX_VALUE_CHARS = 100
 MAX_TEXT_LINES = 12
 # Added or removed lists longer than this fold into a <details> block.
 FOLD_AFTER = 15
+# More resources than this with the very same changes are listed as one group.
+GROUP_AFTER = 3
 
 
 class DiffError(Exception):
@@ -307,13 +310,48 @@ def code(text: str) -> str:
     return f"{fence}{padding}{text}{padding}{fence}"
 
 
+def _text(value: Any) -> str:
+    return value if isinstance(value, str) else json.dumps(plain(value), sort_keys=True)
+
+
 def shown(value: Any) -> str:
     if value is ABSENT:
         return "(absent)"
-    text = value if isinstance(value, str) else json.dumps(plain(value), sort_keys=True)
+    if isinstance(value, Secret):
+        return code(SECRET)
+    text = _text(value)
     if len(text) > MAX_VALUE_CHARS:
         text = text[: MAX_VALUE_CHARS - 1] + "…"
     return code(text)
+
+
+def shown_pair(old: Any, new: Any) -> tuple[str, str]:
+    """Both values; when one is too long to show whole, the part where they differ, with some context."""
+    if isinstance(old, Secret | _Absent) or isinstance(new, Secret | _Absent):
+        return shown(old), shown(new)
+    old_text, new_text = _text(old), _text(new)
+    if max(len(old_text), len(new_text)) <= MAX_VALUE_CHARS:
+        return shown(old), shown(new)
+    prefix = 0
+    while prefix < min(len(old_text), len(new_text)) and old_text[prefix] == new_text[prefix]:
+        prefix += 1
+    suffix = 0
+    while (
+        suffix < min(len(old_text), len(new_text)) - prefix
+        and old_text[len(old_text) - 1 - suffix] == new_text[len(new_text) - 1 - suffix]
+    ):
+        suffix += 1
+    context = 20
+    start = max(prefix - context, 0)
+
+    def window(text: str) -> str:
+        end = min(len(text) - suffix + context, len(text))
+        part = text[start:end]
+        if len(part) > MAX_VALUE_CHARS:
+            part = part[: MAX_VALUE_CHARS - 1] + "…"
+        return code(("…" if start else "") + part + ("…" if end < len(text) else ""))
+
+    return window(old_text), window(new_text)
 
 
 def _change_lines(change: InputChange, indent: str) -> list[str]:
@@ -337,7 +375,9 @@ def _change_lines(change: InputChange, indent: str) -> list[str]:
             f"{indent}  {fence}",
             "",
         ]
-    return [f"{indent}- {code(change.path)}: {shown(old)} -> {shown(new)}"]
+    note = " (the secret's value changed)" if isinstance(old, Secret) and isinstance(new, Secret) else ""
+    old_shown, new_shown = shown_pair(old, new)
+    return [f"{indent}- {code(change.path)}: {old_shown} -> {new_shown}{note}"]
 
 
 def _label(entry: Entry) -> str:
@@ -355,13 +395,28 @@ def _entry_list(title: str, items: Sequence[Entry]) -> list[str]:
 
 
 def _changed_list(title: str, items: Sequence[Changed]) -> list[str]:
+    """Each changed resource with its changes; many with the same changes (a rotated key that
+    every remote step logs in with) as one group."""
     if not items:
         return []
+    groups: dict[tuple[str, ...], list[Changed]] = {}
+    for changed in items:
+        key = tuple(line for change in changed.changes for line in _change_lines(change, "  "))
+        groups.setdefault(key, []).append(changed)
     lines = [f"#### {title} ({len(items)})", ""]
     for changed in items:
-        lines.append(f"- {_label(changed.entry)}")
-        for change in changed.changes:
-            lines += _change_lines(change, "  ")
+        key = tuple(line for change in changed.changes for line in _change_lines(change, "  "))
+        members = groups[key]
+        if len(members) > GROUP_AFTER:
+            if members[0] is not changed:
+                continue
+            types = Counter(member.entry.type for member in members)
+            kinds = ", ".join(f"{count} {type_token}" for type_token, count in sorted(types.items()))
+            lines.append(f"- {len(members)} resources with the same changes ({kinds}):")
+            lines.append("  " + ", ".join(code(member.entry.name) for member in members))
+        else:
+            lines.append(f"- {_label(changed.entry)}")
+        lines += key
     return [*lines, ""]
 
 
