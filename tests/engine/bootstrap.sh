@@ -1,0 +1,207 @@
+#!/usr/bin/env bash
+# Build the Pulumi toolchain the engine tests run from Go modules (no Pulumi download site needed):
+# the CLI, the Python language host with its executor script, and the provider plugins. Versions and
+# the reason for each are in versions.env; each binary has a wrapper module under modules/.
+#
+# Binaries are cached outside the repository, keyed by the Go version, versions.env and the wrapper
+# templates: ${MESHLAB_ENGINE_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/meshlab/engine}/<key>/bin. A second
+# run only re-probes what is missing. status.tsv beside bin/ records each component: built, cached,
+# unavailable (the Go module proxy does not serve its module: the proxy's answer) or failed (the
+# build's error; logs/NAME.log has the whole output).
+#
+#   bootstrap.sh           build what is missing, print the status, exit 1 if anything is missing
+#   bootstrap.sh --dir     print the cache directory for the current versions
+#   bootstrap.sh --check   exit 0 only if every component is in the cache; print what is missing
+set -euo pipefail
+
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+# versions.env is plain KEY=VALUE lines (see its header).
+# shellcheck disable=SC1091
+source "$here/versions.env"
+
+export GOTOOLCHAIN=local GOFLAGS="${GOFLAGS:--buildvcs=false}"
+
+command -v go >/dev/null || { echo "bootstrap: 'go' is not on PATH; the toolchain is built with Go (1.26 here)" >&2; exit 2; }
+
+cache_root=${MESHLAB_ENGINE_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/meshlab/engine}
+key=$( { go env GOVERSION; cat "$here/versions.env" "$here"/modules/*/go.mod.in; } | sha256sum | cut -c1-16)
+dir=$cache_root/$key
+bin=$dir/bin
+
+# name -> the file(s) in bin/ that make the component present
+components=(pulumi pulumi-language-python pulumi-resource-kubernetes pulumi-resource-command
+  pulumi-resource-random pulumi-resource-tls)
+
+present() {
+  local name=$1
+  [[ -x $bin/$name ]] || return 1
+  if [[ $name == pulumi-language-python ]]; then [[ -f $bin/pulumi-language-python-exec ]] || return 1; fi
+}
+
+case ${1:-} in
+  --dir) echo "$dir"; exit 0 ;;
+  --check)
+    missing=0
+    for name in "${components[@]}"; do
+      if ! present "$name"; then
+        missing=1
+        why=$(awk -F'\t' -v n="$name" '$1 == n {print $3 ": " $4}' "$dir/status.tsv" 2>/dev/null || true)
+        echo "missing: $name${why:+ ($why)}"
+      fi
+    done
+    exit "$missing" ;;
+  "") ;;
+  *) echo "usage: $0 [--dir|--check]" >&2; exit 2 ;;
+esac
+
+mkdir -p "$bin" "$dir/logs" "$dir/work"
+status=$dir/status.tsv.new
+: >"$status"
+
+record() { # name state detail...
+  local name=$1 state=$2
+  shift 2
+  printf '%s\t%s\t%s\t%s\n' "$name" "${plugin_version:--}" "$state" "$*" >>"$status"
+  printf '  %-28s %-11s %s\n' "$name" "$state" "$*"
+}
+
+# render TEMPLATE OUT: replace every @NAME@ of versions.env
+render() {
+  local args=() var
+  for var in $(grep -oE '^[A-Z_][A-Z0-9_]*=' "$here/versions.env" | tr -d =); do
+    args+=(-e "s|@$var@|${!var}|g")
+  done
+  sed "${args[@]}" "$1" >"$2"
+}
+
+# module_dir MODULE@VERSION: download it; print its directory, or the proxy's error on stderr
+module_dir() {
+  local out err
+  out=$(go mod download -json "$1" 2>&1 || true)
+  err=$(sed -n 's/^[[:space:]]*"Error": "\(.*\)",\{0,1\}$/\1/p' <<<"$out")
+  if [[ -n $err || $out != *'"Dir"'* ]]; then
+    printf '%b\n' "${err:-$out}" | head -n 2 | tr '\n' ' ' >&2
+    return 1
+  fi
+  sed -n 's/^[[:space:]]*"Dir": "\(.*\)",\{0,1\}$/\1/p' <<<"$out"
+}
+
+# build NAME PACKAGE LDFLAGS: tidy the rendered wrapper in work/NAME and build PACKAGE to bin/NAME
+build() {
+  local name=$1 pkg=$2 ldflags=$3 work=$dir/work/$1 log=$dir/logs/$1.log
+  (
+    cd "$work"
+    go mod tidy
+    go build -trimpath -ldflags "-s -w $ldflags" -o "$bin/.$name.tmp" "$pkg"
+    mv "$bin/.$name.tmp" "$bin/$name"
+  ) >>"$log" 2>&1
+}
+
+fail_detail() { # the last error lines of a log, on one line
+  grep -v '^go: downloading' "$1" | tail -n 3 | tr '\n' ' '
+}
+
+prepare() { # name: a fresh work dir with the rendered wrapper
+  rm -rf "$dir/work/$1"
+  mkdir -p "$dir/work/$1"
+  render "$here/modules/$1/go.mod.in" "$dir/work/$1/go.mod"
+  : >"$dir/logs/$1.log"
+}
+
+timed() { # run a component step, print its time
+  local start=$SECONDS
+  "$@"
+  echo "    ($(( SECONDS - start ))s)"
+}
+
+echo "bootstrap: toolchain cache $dir"
+
+# --- the CLI
+plugin_version=$PULUMI_CLI_VERSION
+cli() {
+  local err
+  if present pulumi; then record pulumi cached "github.com/pulumi/pulumi/pkg/v3@$PULUMI_CLI_VERSION"; return; fi
+  if ! module_dir "github.com/pulumi/pulumi/pkg/v3@$PULUMI_CLI_VERSION" >/dev/null 2>"$dir/logs/probe.err"; then
+    err=$(cat "$dir/logs/probe.err"); record pulumi unavailable "$err"; return
+  fi
+  prepare pulumi
+  if build pulumi github.com/pulumi/pulumi/pkg/v3/cmd/pulumi \
+    "-X github.com/pulumi/pulumi/sdk/v3/go/common/version.Version=$PULUMI_CLI_VERSION"; then
+    record pulumi built "github.com/pulumi/pulumi/pkg/v3@$PULUMI_CLI_VERSION"
+  else
+    record pulumi failed "$(fail_detail "$dir/logs/pulumi.log")"
+  fi
+}
+timed cli
+
+# --- the Python language host and its executor script
+plugin_version=$PYTHON_HOST_MODULE_VERSION
+language_host() {
+  local exec_dir err
+  if present pulumi-language-python; then
+    record pulumi-language-python cached "sdk/v3@$PYTHON_HOST_MODULE_VERSION, exec from sdk/v3@$PYTHON_EXEC_MODULE_VERSION"
+    return
+  fi
+  if ! exec_dir=$(module_dir "github.com/pulumi/pulumi/sdk/v3@$PYTHON_EXEC_MODULE_VERSION" 2>"$dir/logs/probe.err"); then
+    err=$(cat "$dir/logs/probe.err"); record pulumi-language-python unavailable "$err"; return
+  fi
+  if ! module_dir "github.com/pulumi/pulumi/sdk/v3@$PYTHON_HOST_MODULE_VERSION" >/dev/null 2>"$dir/logs/probe.err"; then
+    err=$(cat "$dir/logs/probe.err"); record pulumi-language-python unavailable "$err"; return
+  fi
+  install -m 0755 "$exec_dir/python/cmd/pulumi-language-python-exec" "$bin/pulumi-language-python-exec"
+  prepare pulumi-language-python
+  if build pulumi-language-python github.com/pulumi/pulumi/sdk/v3/python/cmd/pulumi-language-python \
+    "-X github.com/pulumi/pulumi/sdk/v3/go/common/version.Version=$PYTHON_HOST_MODULE_VERSION"; then
+    record pulumi-language-python built "sdk/v3@$PYTHON_HOST_MODULE_VERSION, exec from sdk/v3@$PYTHON_EXEC_MODULE_VERSION"
+  else
+    record pulumi-language-python failed "$(fail_detail "$dir/logs/pulumi-language-python.log")"
+  fi
+}
+timed language_host
+
+# --- provider plugins
+provider() { # short name (kubernetes, command, ...)
+  local short=$1 up name src err
+  up=$(tr '[:lower:]' '[:upper:]' <<<"$short")
+  name=pulumi-resource-$short
+  local module_var=${up}_MODULE module_version_var=${up}_MODULE_VERSION plugin_var=${up}_PLUGIN_VERSION
+  local module=${!module_var} module_version=${!module_version_var}
+  plugin_version=${!plugin_var}
+  if present "$name"; then record "$name" cached "$module@$module_version"; return; fi
+  if ! src=$(module_dir "$module@$module_version" 2>"$dir/logs/probe.err"); then
+    err=$(cat "$dir/logs/probe.err"); record "$name" unavailable "$err"; return
+  fi
+  prepare "$name"
+  local ldflags=""
+  if [[ $short == kubernetes ]]; then
+    # The module's generate step writes the embedded schema; it runs in a writable copy whose own
+    # replace (sdk/v4 => ../sdk, a sibling directory of the repository) is dropped.
+    cp -r "$src" "$dir/work/$name/src"
+    chmod -R u+w "$dir/work/$name/src"
+    if ! (
+      cd "$dir/work/$name/src"
+      go mod edit -dropreplace github.com/pulumi/pulumi-kubernetes/sdk/v4
+      cd cmd/pulumi-resource-kubernetes
+      VERSION=$KUBERNETES_BINARY_VERSION go run -mod=mod generate.go
+    ) >>"$dir/logs/$name.log" 2>&1; then
+      record "$name" failed "generate: $(fail_detail "$dir/logs/$name.log")"; return
+    fi
+    ldflags="-X $module/pkg/version.Version=$KUBERNETES_BINARY_VERSION"
+  fi
+  if build "$name" "$module/cmd/$name" "$ldflags"; then
+    record "$name" built "$module@$module_version"
+  else
+    record "$name" failed "$(fail_detail "$dir/logs/$name.log")"
+  fi
+}
+for p in kubernetes command random tls; do timed provider "$p"; done
+
+mv "$status" "$dir/status.tsv"
+rm -f "$dir/logs/probe.err"
+echo "bootstrap: status in $dir/status.tsv"
+if ! "$0" --check >/dev/null; then
+  echo "bootstrap: the toolchain is incomplete:" >&2
+  "$0" --check >&2 || true
+  exit 1
+fi
+echo "bootstrap: the toolchain is complete"
