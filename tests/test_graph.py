@@ -10,7 +10,7 @@ import pytest
 from tools import graph, plan
 from tools.graph import component_graph, is_component, mermaid
 
-NODE = re.compile(r'^\s*(?:subgraph )?(c_\w+)\["([^"<]+)<br/>(\w+)"\]$')
+NODE = re.compile(r'^\s*(?:(c_\w+)\["([^"<]+)<br/>(\w+)"\]|subgraph (c_\w+)\["([^" ]+) \((\w+)\)"\])$')
 EDGE = re.compile(r"^  (c_\w+) --> (c_\w+)$")
 
 
@@ -20,7 +20,7 @@ def lab_diagram(rendered) -> str:
 
 
 def _nodes(diagram: str) -> dict[str, tuple[str, str]]:
-    return {m[1]: (m[2], m[3]) for line in diagram.splitlines() if (m := NODE.match(line))}
+    return {m[1] or m[4]: (m[2] or m[5], m[3] or m[6]) for line in diagram.splitlines() if (m := NODE.match(line))}
 
 
 def _edges(diagram: str) -> set[tuple[str, str]]:
@@ -53,7 +53,7 @@ def test_every_component_is_drawn_once_and_no_resource_is(rendered, lab_diagram)
     assert {type_name for _, type_name in nodes.values()} == {r.type.rsplit(":", 1)[1] for r in components}
     drawn = {name for name, _ in nodes.values()}
     leaves = [r.name for r in resources if not is_component(r.type, r.custom) and r.name not in drawn]
-    assert leaves and not [name for name in leaves if f'"{name}<br/>' in lab_diagram]
+    assert leaves and not [name for name in leaves if f'"{name}<br/>' in lab_diagram or f'"{name} (' in lab_diagram]
     # One subgraph per layer of a top-level component.
     layers = re.findall(r'^  subgraph layer_\w+\["(\w+) layer"\]$', lab_diagram, flags=re.MULTILINE)
     assert layers[:2] == ["hosts", "security"]

@@ -175,12 +175,12 @@ def mermaid(resources: Sequence[Registration]) -> str:
     lines = ["flowchart TD"]
 
     def draw(component: Component, indent: str) -> None:
-        label = f'"{component.name}<br/>{component.type_name}"'
         inner = _topological(graph.children(component.urn), graph.edges)
         if not inner:
-            lines.append(f"{indent}{ids[component.urn]}[{label}]")
+            lines.append(f'{indent}{ids[component.urn]}["{component.name}<br/>{component.type_name}"]')
             return
-        lines.append(f"{indent}subgraph {ids[component.urn]}[{label}]")
+        # One line: a subgraph's title has no room for two above its first row.
+        lines.append(f'{indent}subgraph {ids[component.urn]}["{component.name} ({component.type_name})"]')
         for child in inner:
             draw(child, indent + "  ")
         lines.append(f"{indent}end")
