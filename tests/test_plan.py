@@ -116,8 +116,10 @@ MTLS_POLICIES = ("peer-authentication-strict", "mesh-mtls-strict")
 
 
 def _mesh_wide_policy(rendering: Rendering) -> Registration:
-    [policy] = rendering.of_type(PEER_AUTHENTICATION)
-    assert policy.inputs["metadata"] == {"name": "default", "namespace": "istio-system"}
+    [policy] = [
+        r for r in rendering.of_type(PEER_AUTHENTICATION) if r.inputs["metadata"]["namespace"] == "istio-system"
+    ]
+    assert policy.inputs["metadata"]["name"] == "default"
     return policy
 
 

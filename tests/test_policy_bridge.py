@@ -1,11 +1,12 @@
 """Program -> policy bridge: every committed stack, as the real program renders it, passes every mandatory
 policy of its own policy config, and targeted mutations are each caught by exactly the right policy.
 
-Mutations change the real rendering wherever the program can express them: a stack setting the program
-renders (PERMISSIVE mesh mTLS, node-exporter), or an edit of a real registration (a Namespace without its
-enforce label or its reason). What the program does not build yet, the test app in `ns-test` (an ambient
-namespace, its waypoint, a Deployment and an L7 AuthorizationPolicy), is added to the real rendering as
-synthetic registrations; it reuses the real mesh-wide PeerAuthentication and Istio releases.
+Mutations change the real rendering: through a stack setting wherever the program can express the change
+(PERMISSIVE mesh mTLS, the PERMISSIVE rollout phase of `ns-test`, node-exporter's privileged namespace),
+else by editing or dropping real registrations (a Namespace without its enforce label or its reason, a
+privileged or unconfined test-app container, an L7 AuthorizationPolicy attached by selector, a missing
+waypoint or PeerAuthentication). Only what the program never creates (a workload-selector PeerAuthentication)
+is added as a synthetic registration.
 """
 
 from __future__ import annotations
@@ -26,22 +27,25 @@ from meshlab_policy.engine import Violation, load_pack_config, resolve, run_poli
 from meshlab_policy.kube import CORE_GROUP, kube_type
 from meshlab_policy.mesh import ISTIO_SECURITY_GROUP, istio_deployed
 from meshlab_policy.settings import ENFORCE_LABEL, REASON_ANNOTATION
+from meshlab_policy.workloads import pod_template
 
 # Kinds as the pack recognises them (group, kind), whatever type token the program registers them with.
 NAMESPACE = (CORE_GROUP, "Namespace")
 PEER_AUTHENTICATION = (ISTIO_SECURITY_GROUP, "PeerAuthentication")
 ROOT_NAMESPACE = "istio-system"
-# The namespaces the platform layers create, and those of them exempted (with a reason) from restricted.
-REAL_NAMESPACES = ("istio-system", "metallb-system", "nfs-provisioner", "monitoring", "kyverno")
-EXEMPT_NAMESPACES = ("istio-system", "metallb-system", "nfs-provisioner")
 APP_NAMESPACE = "ns-test"
+# The namespaces the platform and app layers create, and those of them exempted (with a reason) from restricted.
+REAL_NAMESPACES = ("istio-system", "metallb-system", "nfs-provisioner", "monitoring", "kyverno", APP_NAMESPACE)
+EXEMPT_NAMESPACES = ("istio-system", "metallb-system", "nfs-provisioner")
 MIN_RESOURCES = 100
 
 
-def check(registrations: list[Registration], stack: str = "lab") -> list[Violation]:
-    """Every policy over `registrations`, with the stack's committed policy config."""
+def check(
+    registrations: list[Registration], stack: str = "lab", pack_config: dict[str, Any] | None = None
+) -> list[Violation]:
+    """Every policy over `registrations`, with the stack's committed policy config (or `pack_config`)."""
     resources = policy_resources(Rendering(stack, registrations))
-    return run_policies(resources, resolve(load_pack_config(stack_config_path(stack))))
+    return run_policies(resources, resolve(pack_config or load_pack_config(stack_config_path(stack))))
 
 
 def _metadata(registration: Registration) -> dict[str, Any]:
@@ -100,101 +104,44 @@ def add(extra: Registration) -> Mutate:
     return lambda registrations: [*registrations, extra]
 
 
-# The test app (not built by the program yet) ----------------------------------------------------------
+def then(*mutations: Mutate) -> Mutate:
+    def mutate(registrations: list[Registration]) -> list[Registration]:
+        for each in mutations:
+            registrations = each(registrations)
+        return registrations
+
+    return mutate
 
 
-def synthetic(
-    api_version: str, kind: str, name: str, namespace: str, spec: dict[str, Any] | None = None
-) -> Registration:
+def synthetic(api_version: str, kind: str, name: str, namespace: str, spec: dict[str, Any]) -> Registration:
+    """A registration of something the program never creates, shaped like the program's own."""
     group, _, version = api_version.rpartition("/")
-    type_ = f"kubernetes:{group or 'core'}/{version}:{kind}"
-    metadata = {"name": name, "namespace": namespace} if namespace else {"name": name}
-    inputs: dict[str, Any] = {"apiVersion": api_version, "kind": kind, "metadata": metadata}
-    if spec is not None:
-        inputs["spec"] = spec
-    pulumi_name = f"{namespace}-{name}" if namespace else name
+    type_ = f"kubernetes:{group or CORE_GROUP}/{version}:{kind}"
     return Registration(
-        urn=f"urn:pulumi:lab::meshlab::meshlab:apps:TestApp${type_}::{pulumi_name}",
+        urn=f"urn:pulumi:lab::meshlab::meshlab:apps:WebTest${type_}::synthetic-{name}",
         type=type_,
-        name=pulumi_name,
+        name=f"synthetic-{name}",
         parent="",
         custom=True,
         dependencies=[],
         property_dependencies={},
         additional_secret_outputs=[],
-        inputs=inputs,
+        inputs={
+            "apiVersion": api_version,
+            "kind": kind,
+            "metadata": {"name": name, "namespace": namespace},
+            "spec": spec,
+        },
         secret_paths=[],
         delete_before_replace=False,
     )
-
-
-WEB_POD = {
-    "securityContext": {"runAsNonRoot": True, "runAsUser": 101, "seccompProfile": {"type": "RuntimeDefault"}},
-    "containers": [
-        {
-            "name": "web",
-            "image": "nginxinc/nginx-unprivileged:1.27-alpine",
-            "securityContext": {
-                "allowPrivilegeEscalation": False,
-                "readOnlyRootFilesystem": True,
-                "capabilities": {"drop": ["ALL"]},
-            },
-            "volumeMounts": [{"name": "tmp", "mountPath": "/tmp"}],
-        }
-    ],
-    "volumes": [{"name": "tmp", "emptyDir": {}}],
-}
-GET_ROOT_ONLY = [{"to": [{"operation": {"methods": ["GET"], "paths": ["/"]}}]}]
-WAYPOINT_REF = {"group": "gateway.networking.k8s.io", "kind": "Gateway", "name": "waypoint"}
-
-
-def app_layer() -> list[Registration]:
-    """What the app layer is meant to add to the real stack: an ambient, restricted namespace served by
-    its waypoint, a hardened Deployment and an L7 AuthorizationPolicy bound to the waypoint. No
-    PeerAuthentication: the real mesh-wide STRICT one covers the namespace."""
-    app_namespace = synthetic("v1", "Namespace", APP_NAMESPACE, "")
-    app_namespace.inputs["metadata"]["labels"] = {
-        ENFORCE_LABEL: "restricted",
-        "istio.io/dataplane-mode": "ambient",
-        "istio.io/use-waypoint": "waypoint",
-    }
-    return [
-        app_namespace,
-        synthetic(
-            "gateway.networking.k8s.io/v1",
-            "Gateway",
-            "waypoint",
-            APP_NAMESPACE,
-            {"gatewayClassName": "istio-waypoint", "listeners": [{"name": "mesh", "port": 15008, "protocol": "HBONE"}]},
-        ),
-        synthetic(
-            "apps/v1",
-            "Deployment",
-            "web",
-            APP_NAMESPACE,
-            {
-                "selector": {"matchLabels": {"app": "web"}},
-                "template": {"metadata": {"labels": {"app": "web"}}, "spec": copy.deepcopy(WEB_POD)},
-            },
-        ),
-        synthetic(
-            "security.istio.io/v1",
-            "AuthorizationPolicy",
-            "web",
-            APP_NAMESPACE,
-            {"targetRefs": [WAYPOINT_REF], "action": "ALLOW", "rules": GET_ROOT_ONLY},
-        ),
-    ]
-
-
-def with_app(rendering: Rendering) -> list[Registration]:
-    return [*rendering.registrations, *app_layer()]
 
 
 # Violations, compared exactly -------------------------------------------------------------------------
 
 
 Expected = tuple[tuple[str, str], ...]  # (policy, a fragment of its message), one pair per violation
+MTLS_POLICIES = ("peer-authentication-strict", "mesh-mtls-strict")
 
 
 def assert_exactly(violations: list[Violation], expected: Expected) -> None:
@@ -209,32 +156,27 @@ def assert_exactly(violations: list[Violation], expected: Expected) -> None:
 
 # The committed stacks ---------------------------------------------------------------------------------
 
+MESH_WIDE = matching(PEER_AUTHENTICATION, "default", ROOT_NAMESPACE)
+APP_MTLS = matching(PEER_AUTHENTICATION, "default", APP_NAMESPACE)
+WEB = matching(("apps", "Deployment"), "web-test", APP_NAMESPACE)
+WEB_POLICY = matching((ISTIO_SECURITY_GROUP, "AuthorizationPolicy"), "web-test-allowed-requests", APP_NAMESPACE)
+WAYPOINT = matching(("gateway.networking.k8s.io", "Gateway"), "waypoint", APP_NAMESPACE)
+
 
 @pytest.mark.parametrize("stack", STACKS)
 def test_each_rendered_stack_passes_every_mandatory_policy(rendered, stack):
+    registrations = rendered[stack].registrations
     resources = policy_resources(rendered[stack])
-    # Guards against a vacuous pass: the whole stack is checked, Kubernetes layers included.
+    # Guards against a vacuous pass: the whole stack is checked, Kubernetes layers and the app included.
     assert len(resources) > MIN_RESOURCES
-    namespaces = {r.object_name for r in resources if r.is_kind(*NAMESPACE)}
-    assert set(REAL_NAMESPACES) <= namespaces
-    mesh_wide = [r for r in resources if r.is_kind(*PEER_AUTHENTICATION) and r.namespace == ROOT_NAMESPACE]
-    assert [(r.namespace, r.object_name, r.spec["mtls"]["mode"]) for r in mesh_wide] == [
-        (ROOT_NAMESPACE, "default", "STRICT")
-    ]
+    assert set(REAL_NAMESPACES) <= {r.object_name for r in resources if r.is_kind(*NAMESPACE)}
+    for match in (MESH_WIDE, APP_MTLS):
+        assert the_one(registrations, match).inputs["spec"] == {"mtls": {"mode": "STRICT"}}
     assert istio_deployed(resources)  # so the stack-level mTLS policy really judged this stack
+    assert any(pod_template(r) is not None for r in resources if r.namespace == APP_NAMESPACE)  # and Pod Security
 
     violations = run_policies(resources, resolve(load_pack_config(stack_config_path(stack))))
     assert [(v.policy, v.urn, v.message) for v in violations if v.mandatory] == []
-
-
-@pytest.mark.parametrize("stack", STACKS)
-def test_the_app_layer_on_each_real_stack_passes_every_policy(rendered, stack):
-    registrations = with_app(rendered[stack])
-    # The program does not build ns-test yet; once it does, its real objects replace this synthetic layer.
-    assert not any(matching(NAMESPACE, APP_NAMESPACE)(r) for r in rendered[stack].registrations), (
-        "the program builds ns-test now: drop app_layer() and mutate the program's own ns-test objects"
-    )
-    assert check(registrations, stack) == []
 
 
 # Mutations the program can express: stack settings ----------------------------------------------------
@@ -244,7 +186,7 @@ def test_a_permissive_mesh_is_caught_by_both_mtls_policies(rendered, render_with
     permissive = render_with({"meshlab:meshMtlsMode": "PERMISSIVE"})
     # The same resources as the committed lab, the mesh-wide policy's mode alone changed.
     assert [r.urn for r in permissive.resources()] == [r.urn for r in rendered["lab"].resources()]
-    mesh_wide = the_one(permissive.registrations, matching(PEER_AUTHENTICATION, "default", ROOT_NAMESPACE))
+    mesh_wide = the_one(permissive.registrations, MESH_WIDE)
     assert mesh_wide.inputs["spec"] == {"mtls": {"mode": "PERMISSIVE"}}
 
     violations = check(permissive.registrations)
@@ -257,15 +199,38 @@ def test_a_permissive_mesh_is_caught_by_both_mtls_policies(rendered, render_with
     )
     assert {v.urn for v in violations} == {mesh_wide.urn}
 
-    # An ambient namespace under that mesh is left without STRICT coverage as well.
+    # ns-test stays covered by its own STRICT policy; without it, the permissive mesh leaves it uncovered.
     assert_exactly(
-        check([*permissive.registrations, *app_layer()]),
+        check(drop(APP_MTLS)(permissive.registrations)),
         (
-            ("peer-authentication-strict", "sets mtls.mode PERMISSIVE"),
+            ("peer-authentication-strict", 'PeerAuthentication "istio-system/default" sets mtls.mode PERMISSIVE'),
             ("mesh-mtls-strict", "is mesh-wide with mtls.mode PERMISSIVE"),
             ("mesh-mtls-strict", 'ambient namespace "ns-test" is not covered by STRICT mTLS'),
         ),
     )
+
+
+def test_the_permissive_rollout_phase_needs_the_migration_allow_list(render_with):
+    """Rollout phase 2 enrols ns-test on PERMISSIVE: the pack blocks it unless the stack's policy config lists
+    the namespace in mtlsMigrationAllowList."""
+    phase_two = render_with({"meshlab:rollout.phase": 2})
+    app_mtls = the_one(phase_two.registrations, APP_MTLS)
+    assert app_mtls.inputs["spec"] == {"mtls": {"mode": "PERMISSIVE"}}
+    assert the_one(phase_two.registrations, MESH_WIDE).inputs["spec"] == {"mtls": {"mode": "STRICT"}}
+    violations = check(phase_two.registrations)
+    assert_exactly(
+        violations,
+        (
+            ("peer-authentication-strict", 'PeerAuthentication "ns-test/default" sets mtls.mode PERMISSIVE'),
+            ("mesh-mtls-strict", 'ambient namespace "ns-test" is not covered by STRICT mTLS'),
+        ),
+    )
+
+    pack_config = load_pack_config(stack_config_path("lab"))
+    allowance = [{"namespace": APP_NAMESPACE, "reason": "rollout phase 2: workloads join the mesh before STRICT"}]
+    for policy in MTLS_POLICIES:
+        pack_config[policy] = {"enforcementLevel": pack_config[policy], "mtlsMigrationAllowList": allowance}
+    assert check(phase_two.registrations, pack_config=pack_config) == []
 
 
 def test_node_exporter_needs_a_monitoring_exemption_the_committed_configs_do_not_give(render_with):
@@ -310,22 +275,24 @@ def test_a_real_exempt_namespace_without_its_reason_is_caught(rendered, stack, n
     assert violations[0].urn == real.urn
 
 
-# Mutations of the app layer on the real stack ---------------------------------------------------------
-
-
-def _web_pod(inputs: dict[str, Any]) -> dict[str, Any]:
+def _pod(inputs: dict[str, Any]) -> dict[str, Any]:
     spec: dict[str, Any] = inputs["spec"]["template"]["spec"]
     return spec
 
 
-WEB = matching(("apps", "Deployment"), "web", APP_NAMESPACE)
-WEB_POLICY = matching((ISTIO_SECURITY_GROUP, "AuthorizationPolicy"), "web", APP_NAMESPACE)
-WAYPOINT = matching(("gateway.networking.k8s.io", "Gateway"), "waypoint", APP_NAMESPACE)
-MESH_WIDE = matching(PEER_AUTHENTICATION, "default", ROOT_NAMESPACE)
+def _without_everywhere(field: str) -> Callable[[dict[str, Any]], None]:
+    """Drop a security setting from the pod and from every container, so none inherits it."""
+
+    def change(inputs: dict[str, Any]) -> None:
+        pod = _pod(inputs)
+        for holder in [pod, *pod["containers"]]:
+            holder.get("securityContext", {}).pop(field, None)
+
+    return change
 
 
-def _app_peer_authentication(name: str, spec: dict[str, Any]) -> Registration:
-    return synthetic("security.istio.io/v1", "PeerAuthentication", name, APP_NAMESPACE, spec)
+def _mtls_mode(mode: str) -> Callable[[dict[str, Any]], None]:
+    return lambda inputs: inputs["spec"]["mtls"].update(mode=mode)
 
 
 @dataclass(frozen=True)
@@ -334,61 +301,62 @@ class Mutation:
     expected: Expected
 
 
-APP_MUTATIONS: dict[str, Mutation] = {
+MUTATIONS: dict[str, Mutation] = {
     "privileged-container": Mutation(
-        edit(WEB, lambda i: _web_pod(i)["containers"][0]["securityContext"].update(privileged=True)),
-        (("pod-security-restricted", 'privileged: container "web"'),),
+        edit(WEB, lambda i: _pod(i)["containers"][0]["securityContext"].update(privileged=True)),
+        (("pod-security-restricted", 'privileged: container "nginx"'),),
     ),
     "missing-seccomp": Mutation(
-        edit(WEB, lambda i: _web_pod(i)["securityContext"].pop("seccompProfile")),
+        edit(WEB, _without_everywhere("seccompProfile")),
         (("pod-security-restricted", "seccompProfile_restricted: "),),
     ),
     "missing-run-as-non-root": Mutation(
-        edit(WEB, lambda i: _web_pod(i)["securityContext"].pop("runAsNonRoot")),
+        edit(WEB, _without_everywhere("runAsNonRoot")),
         (("pod-security-restricted", "runAsNonRoot: "),),
     ),
+    # The container sets its own seccomp profile, so dropping the pod's leaves it confined.
+    "pod-seccomp-only-dropped": Mutation(edit(WEB, lambda i: _pod(i)["securityContext"].pop("seccompProfile")), ()),
     "l7-authorization-by-selector": Mutation(
-        edit(WEB_POLICY, lambda i: i["spec"].update(targetRefs=[], selector={"matchLabels": {"app": "web"}})),
+        edit(WEB_POLICY, lambda i: i["spec"].update(targetRefs=[], selector={"matchLabels": {"app": "web-test"}})),
         (("ambient-waypoint-attachment", "attaches through a selector"),),
     ),
     "missing-waypoint": Mutation(
         drop(WAYPOINT),
         (("ambient-waypoint-attachment", 'namespace "ns-test" uses waypoint "waypoint" but the stack has no Gateway'),),
     ),
-    # Istio is still deployed (the real releases), so the missing mesh-wide policy leaves ns-test uncovered.
+    # No PeerAuthentication at all, while Istio is deployed (the real releases): ns-test is left uncovered.
     "ambient-namespace-without-strict": Mutation(
-        drop(MESH_WIDE),
+        then(drop(MESH_WIDE), drop(APP_MTLS)),
         (
             ("mesh-mtls-strict", 'there is no mesh-wide PeerAuthentication (no selector) in "istio-system"'),
             ("mesh-mtls-strict", 'ambient namespace "ns-test" is not covered by STRICT mTLS'),
         ),
     ),
+    # ns-test's own STRICT policy keeps it covered without the mesh-wide one, and the mesh-wide one without it.
+    "mesh-wide-policy-dropped": Mutation(
+        drop(MESH_WIDE),
+        (("mesh-mtls-strict", 'there is no mesh-wide PeerAuthentication (no selector) in "istio-system"'),),
+    ),
+    "namespace-policy-dropped": Mutation(drop(APP_MTLS), ()),
     # A mesh-wide policy without a mode means Istio's default, PERMISSIVE.
     "mesh-wide-mode-unset": Mutation(
         edit(MESH_WIDE, lambda i: i["spec"].pop("mtls")),
-        (
-            ("mesh-mtls-strict", 'PeerAuthentication "istio-system/default" is mesh-wide with mtls.mode unset'),
-            ("mesh-mtls-strict", 'ambient namespace "ns-test" is not covered by STRICT mTLS'),
-        ),
+        (("mesh-mtls-strict", 'PeerAuthentication "istio-system/default" is mesh-wide with mtls.mode unset'),),
     ),
     "permissive-workload-policy": Mutation(
         add(
-            _app_peer_authentication(
-                "web", {"selector": {"matchLabels": {"app": "web"}}, "mtls": {"mode": "PERMISSIVE"}}
+            synthetic(
+                "security.istio.io/v1",
+                "PeerAuthentication",
+                "web-test",
+                APP_NAMESPACE,
+                {"selector": {"matchLabels": {"app": "web-test"}}, "mtls": {"mode": "PERMISSIVE"}},
             )
         ),
-        (("peer-authentication-strict", 'PeerAuthentication "ns-test/web" sets mtls.mode PERMISSIVE'),),
-    ),
-    # A namespace-wide PERMISSIVE policy in an ambient namespace is both a plaintext policy and a gap in coverage.
-    "permissive-ambient-namespace": Mutation(
-        add(_app_peer_authentication("default", {"mtls": {"mode": "PERMISSIVE"}})),
-        (
-            ("peer-authentication-strict", 'PeerAuthentication "ns-test/default" sets mtls.mode PERMISSIVE'),
-            ("mesh-mtls-strict", 'ambient namespace "ns-test" is not covered by STRICT mTLS'),
-        ),
+        (("peer-authentication-strict", 'PeerAuthentication "ns-test/web-test" sets mtls.mode PERMISSIVE'),),
     ),
     "disable-in-ambient-namespace": Mutation(
-        add(_app_peer_authentication("default", {"mtls": {"mode": "DISABLE"}})),
+        edit(APP_MTLS, _mtls_mode("DISABLE")),
         (
             ("peer-authentication-strict", 'PeerAuthentication "ns-test/default" sets mtls.mode DISABLE'),
             ("mesh-mtls-strict", 'ambient namespace "ns-test" is not covered by STRICT mTLS'),
@@ -399,7 +367,7 @@ APP_MUTATIONS: dict[str, Mutation] = {
 
 
 @pytest.mark.parametrize("stack", STACKS)
-@pytest.mark.parametrize("mutation", APP_MUTATIONS)
-def test_each_app_mutation_on_the_real_stack_is_caught_by_its_policy(rendered, stack, mutation):
-    case = APP_MUTATIONS[mutation]
-    assert_exactly(check(case.mutate(with_app(rendered[stack])), stack), case.expected)
+@pytest.mark.parametrize("mutation", MUTATIONS)
+def test_each_mutation_of_the_real_stack_is_caught_by_its_policy(rendered, stack, mutation):
+    case = MUTATIONS[mutation]
+    assert_exactly(check(case.mutate(rendered[stack].registrations), stack), case.expected)
