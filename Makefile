@@ -9,7 +9,7 @@ STACK ?= lab
 MESHLAB_STATE ?= $(HOME)/.meshlab/state
 export PULUMI_BACKEND_URL ?= file://$(MESHLAB_STATE)
 
-.PHONY: venv test lint plan up preview destroy bench project-file cloud-init-validator clean
+.PHONY: venv test lint plan up preview destroy bench project-file cloud-init-validator clean engine test-engine
 
 venv: $(VENV)/.installed
 
@@ -28,6 +28,14 @@ lint: venv
 
 test: venv cloud-init-validator lint
 	$(BIN)/python -m pytest
+
+# The real Pulumi toolchain, built from Go modules into a cache outside the repository (see
+# docs/air-gapped.md); `make test-engine` runs `pulumi preview --policy-pack` with it on every stack.
+engine:
+	bash tests/engine/bootstrap.sh
+
+test-engine: venv
+	$(BIN)/python -m pytest tests/engine
 
 plan: venv
 	$(BIN)/python -m tools.plan $(STACK)
