@@ -367,3 +367,13 @@ def test_local_charts_and_chart_components_have_no_version_to_pin():
     assert validate_chart_pinned(local, DEFAULTS) == []
     component = Resource("kubernetes:helm.sh/v3:Chart", "app", "urn:c", {})
     assert validate_chart_pinned(component, DEFAULTS) == []
+
+
+def test_a_core_kind_registered_without_its_group_is_still_core():
+    from meshlab_policy.kube import CORE_GROUP, kube_type
+
+    for token in ("kubernetes:v1:Namespace", "kubernetes:core/v1:Namespace"):
+        parsed = kube_type(token)
+        assert parsed is not None and (parsed.group, parsed.version, parsed.kind) == (CORE_GROUP, "v1", "Namespace")
+    assert kube_type("kubernetes:helm.sh/v3:Release") is not None
+    assert kube_type("command:remote:Command") is None

@@ -50,9 +50,10 @@ def kube_type(token: str) -> KubeType | None:
     provider, _, rest = token.partition(":")
     module, _, kind = rest.partition(":")
     group, _, version = module.rpartition("/")
-    if provider != "kubernetes" or not (group and version and kind):
+    if provider != "kubernetes" or not (version and kind):
         return None
-    return KubeType(group, version, kind)
+    # `kubernetes:v1:Namespace` is what a generic CustomResource of a core kind gets; it is still core.
+    return KubeType(group or CORE_GROUP, version, kind)
 
 
 def type_of_manifest(api_version: str, kind: str) -> KubeType:

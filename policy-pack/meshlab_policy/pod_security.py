@@ -318,7 +318,11 @@ def run_as_non_root(pod: Pod) -> str | None:
         problems.append(f"{_containers(explicit, 'sets', 'set')} runAsNonRoot=false")
     if unset:
         problems.append(
-            f"{_containers(unset, 'neither sets', 'neither set')} runAsNonRoot=true nor inherit it from the pod"
+            _containers(
+                unset,
+                "neither sets runAsNonRoot=true nor inherits it from the pod",
+                "neither set runAsNonRoot=true nor inherit it from the pod",
+            )
         )
     if not problems:
         return None
@@ -346,7 +350,13 @@ def seccomp_restricted(pod: Pod) -> str | None:
     if explicit:
         problems.append(f"{_containers(explicit, 'sets', 'set')} an unconfined seccompProfile.type")
     if unset:
-        problems.append(f"{_containers(unset, 'neither sets', 'neither set')} a profile nor inherit one from the pod")
+        problems.append(
+            _containers(
+                unset,
+                "neither sets a profile nor inherits one from the pod",
+                "neither set a profile nor inherit one from the pod",
+            )
+        )
     if not problems:
         return None
     return (
