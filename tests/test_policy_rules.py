@@ -10,7 +10,7 @@ import tools.policy  # noqa: F401 - importing it puts policy-pack on sys.path
 
 # isort: split
 from meshlab_policy.hygiene import image_problem, validate_chart_pinned, validate_images_pinned
-from meshlab_policy.kube import Resource
+from meshlab_policy.kube import CORE_GROUP, Resource, kube_type
 from meshlab_policy.mesh import (
     validate_ambient_waypoints,
     validate_mesh_mtls,
@@ -370,8 +370,6 @@ def test_local_charts_and_chart_components_have_no_version_to_pin():
 
 
 def test_a_core_kind_registered_without_its_group_is_still_core():
-    from meshlab_policy.kube import CORE_GROUP, kube_type
-
     for token in ("kubernetes:v1:Namespace", "kubernetes:core/v1:Namespace"):
         parsed = kube_type(token)
         assert parsed is not None and (parsed.group, parsed.version, parsed.kind) == (CORE_GROUP, "v1", "Namespace")
