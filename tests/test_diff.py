@@ -242,3 +242,19 @@ def test_a_long_value_shows_where_it_changed():
     assert "node7:4:8192" in new_shown
     assert old_shown.startswith("`…") and old_shown.endswith("…`")
     assert len(old_shown) < len(old)
+
+
+def test_a_stack_new_since_the_ref_is_all_additions(sides):
+    _, new = sides
+    result = plan_diff.compare({"stack": "lab", "absent": True}, new, "HEAD")
+    assert result.notes == ["the stack has no stack file at HEAD: everything is new"]
+    assert len(result.added) == result.resources_after > 100
+    assert (result.removed, result.changed) == ([], [])
+    assert "_the stack has no stack file at HEAD: everything is new_" in plan_diff.markdown(result)
+
+
+def test_a_ref_from_before_the_renderer_is_refused_with_a_reason(tmp_path):
+    (tmp_path / "Pulumi.lab.yaml").write_text((ROOT / "Pulumi.lab.yaml").read_text())
+    process = plan_diff.start_snapshot(tmp_path, "lab")
+    with pytest.raises(plan_diff.DiffError, match=r"v0\.1 predates the offline renderer"):
+        plan_diff.finish_snapshot(process, "v0.1")

@@ -17,6 +17,7 @@ from __future__ import annotations
 import difflib
 import json
 import os
+import re
 import subprocess
 import sys
 import tarfile
@@ -160,7 +161,10 @@ def finish_snapshot(process: subprocess.Popen[str], where: str) -> dict[str, Any
     if process.returncode == EXIT_INVALID_CONFIG:
         raise DiffError(f"at {where}: {stderr.strip()}")
     if process.returncode != 0:
-        raise DiffError(f"cannot render the stack at {where}:\n{stderr.strip()}")
+        if re.search(r"No module named '(tools|config)(\.render|\.loader)?'", stderr):
+            raise DiffError(f"{where} predates the offline renderer (tools/render.py): compare with a later commit")
+        tail = "\n".join(stderr.strip().splitlines()[-20:])
+        raise DiffError(f"cannot render the stack at {where}:\n{tail}")
     document: dict[str, Any] = json.loads(stdout)
     return document
 
