@@ -3,7 +3,8 @@
 `tools.plan STACK --diff REF` is the command; this module renders both sides and compares them.
 The ref is unpacked with `git archive` into a temporary directory (the working tree and the
 index stay untouched) and rendered there, in a subprocess, by `tools/snapshot.py`: with the
-ref's own program, settings and stack file. The working tree is rendered in-process meanwhile.
+ref's own program, settings and stack file (with this checkout's interpreter and installed
+packages). The working tree is rendered in-process meanwhile.
 
 What counts: resources (what a provider creates, updates or deletes), matched by URN and
 compared by their inputs. meshlab's own components (`meshlab:<layer>:<Type>`) have no provider
