@@ -8,9 +8,10 @@ packages). The working tree is rendered in-process meanwhile.
 
 What counts: resources (what a provider creates, updates or deletes), matched by URN and
 compared by their inputs. meshlab's own components (`meshlab:<layer>:<Type>`) have no provider
-operations; their inputs (e.g. IstioAmbient's `version`) are reported in a separate section, so a
-version bump lists the releases it changes and nothing else. A changed URN (renamed, or moved to another parent) reads
-as one removal and one addition, as `pulumi preview` shows it without an alias.
+operations; their inputs (e.g. IstioAmbient's `version`) are reported in a separate section, so
+a version bump lists the releases it changes and nothing else. A changed URN (renamed, or moved
+to another parent) reads as one removal and one addition, as `pulumi preview` shows it without
+an alias.
 """
 
 from __future__ import annotations
