@@ -7,6 +7,7 @@ either would pass every other test; these checks read the upstream files instead
 from __future__ import annotations
 
 import re
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -19,13 +20,20 @@ REFERENCE = SHARED / "reference"
 CHARTS = REFERENCE / "charts"
 CRDS = REFERENCE / "crds"
 
+# libyaml's loader: the reference CRDs are megabytes of YAML.
+_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 _SECURITY_CONTEXT = re.compile(r"security_?context$", re.IGNORECASE)
 _KEY_LINE = re.compile(r"^(?P<indent> *)(?P<comment># ?)?(?P<key>[A-Za-z_][\w.-]*):(?:\s|$)")
 
 
+@cache
+def _crd_documents(crd_file: Path) -> tuple[dict[str, Any], ...]:
+    return tuple(document for document in yaml.load_all(crd_file.read_text(), Loader=_LOADER) if document)
+
+
 def crd_schema(crd_file: Path, kind: str, version: str) -> dict[str, Any]:
-    for document in yaml.safe_load_all(crd_file.read_text()):
-        if document and document["spec"]["names"]["kind"] == kind:
+    for document in _crd_documents(crd_file):
+        if document["spec"]["names"]["kind"] == kind:
             for served in document["spec"]["versions"]:
                 if served["name"] == version:
                     schema: dict[str, Any] = served["schema"]["openAPIV3Schema"]
@@ -33,11 +41,9 @@ def crd_schema(crd_file: Path, kind: str, version: str) -> dict[str, Any]:
     raise LookupError(f"{kind} {version} is not in {crd_file}")
 
 
-def validate_against_crd(document: dict[str, Any], crd_file: Path) -> None:
-    """Raise jsonschema.ValidationError when `document` breaks its CRD's structural schema,
-    including fields the CRD does not define (which the API server would silently drop)."""
-    _, _, version = document["apiVersion"].rpartition("/")
-    schema = _closed(crd_schema(crd_file, document["kind"], version))
+@cache
+def _crd_validator(crd_file: Path, kind: str, version: str) -> jsonschema.Draft7Validator:
+    schema = _closed(crd_schema(crd_file, kind, version))
     # Some CRDs describe only spec and status; every object also has these three.
     schema["properties"] = {
         "apiVersion": {"type": "string"},
@@ -45,7 +51,14 @@ def validate_against_crd(document: dict[str, Any], crd_file: Path) -> None:
         "metadata": {},
         **schema.get("properties", {}),
     }
-    jsonschema.Draft7Validator(schema).validate(document)
+    return jsonschema.Draft7Validator(schema)
+
+
+def validate_against_crd(document: dict[str, Any], crd_file: Path) -> None:
+    """Raise jsonschema.ValidationError when `document` breaks its CRD's structural schema,
+    including fields the CRD does not define (which the API server would silently drop)."""
+    _, _, version = document["apiVersion"].rpartition("/")
+    _crd_validator(crd_file, document["kind"], version).validate(document)
 
 
 def _closed(schema: dict[str, Any]) -> dict[str, Any]:
@@ -129,7 +142,7 @@ def chart_value_paths(folder: Path) -> set[str]:
 def _crd_index() -> dict[tuple[str, str], Path]:
     index: dict[tuple[str, str], Path] = {}
     for path in sorted(CRDS.rglob("*.yaml")):
-        for document in yaml.safe_load_all(path.read_text()):
+        for document in _crd_documents(path):
             if isinstance(document, dict) and document.get("kind") == "CustomResourceDefinition":
                 index[(document["spec"]["group"], document["spec"]["names"]["kind"])] = path
     return index
