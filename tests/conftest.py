@@ -29,7 +29,7 @@ for path in (ROOT, ROOT / "policy-pack"):
         sys.path.insert(0, str(path))
 
 from config.loader import StackConfig, read_stack_file  # noqa: E402
-from tools.render import Rendering, render, stack_file, with_overrides  # noqa: E402
+from tools.render import Registration, Rendering, render, stack_file, with_overrides  # noqa: E402
 
 # Registrations per stack that are not per-node:
 # - hosts: LabHosts, the SSH key, and the preflight, network and image components with one command each;
@@ -75,6 +75,16 @@ def _checked(rendering: Rendering) -> Rendering:
 def rendered(stack_configs: dict[str, StackConfig]) -> dict[str, Rendering]:
     """Each committed stack, rendered once per session."""
     return {stack: _checked(render(config, stack)) for stack, config in stack_configs.items()}
+
+
+# depends(resource, target): whether resource names target among its dependencies.
+depends = Registration.depends_on
+
+
+@pytest.fixture(scope="session")
+def lab(rendered: dict[str, Rendering]) -> Rendering:
+    """The committed lab stack, rendered."""
+    return rendered["lab"]
 
 
 RenderWith = Callable[..., Rendering]

@@ -28,11 +28,6 @@ CUSTOM_APP = {
 }
 
 
-@pytest.fixture(scope="module")
-def lab(rendered: dict[str, Rendering]) -> Rendering:
-    return rendered["lab"]
-
-
 def app_objects(rendering: Rendering) -> dict[str, Registration]:
     """The test app's objects by kind/name."""
     [app] = rendering.of_type("meshlab:apps:WebTest")

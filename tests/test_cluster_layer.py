@@ -19,7 +19,7 @@ from components.cluster.files import (
 from config import versions
 from config.loader import StackConfig, settings_from_config
 from config.settings import Settings
-from tests.conftest import STACKS
+from tests.conftest import STACKS, depends
 from tests.kube_reference import (
     CHARTS,
     CRDS,
@@ -43,22 +43,8 @@ def lab_settings(stack_configs: dict[str, StackConfig]) -> Settings:
     return settings_from_config(stack_configs["lab"])
 
 
-@pytest.fixture(scope="module")
-def lab(rendered: dict[str, Rendering]) -> Rendering:
-    return rendered["lab"]
-
-
-def named(rendering: Rendering, name: str) -> Registration:
-    [resource] = [r for r in rendering.resources() if r.name == name]
-    return resource
-
-
 def step(rendering: Rendering, node: str, kind: str) -> Registration:
-    return named(rendering, f"cluster-{node}-{kind}")
-
-
-def depends(resource: Registration, target: Registration) -> bool:
-    return target.urn in resource.dependencies
+    return rendering.named(f"cluster-{node}-{kind}")
 
 
 def script_inputs(command: str) -> dict[str, str]:
@@ -231,7 +217,7 @@ def test_hubble_and_operator_come_from_settings(render_with):
         "metrics": {"enabled": None},
     }
     assert values["operator"]["replicas"] == 1
-    workloads = script_inputs(named(rendering, "cluster-ready").inputs["create"])["MESHLAB_WORKLOADS"]
+    workloads = script_inputs(rendering.named("cluster-ready").inputs["create"])["MESHLAB_WORKLOADS"]
     assert workloads.split() == ["daemonset/cilium", "deployment/cilium-operator"]
 
 
@@ -294,7 +280,7 @@ def test_only_the_first_server_waits_for_the_vip(lab):
 def test_host_steps_run_in_order_and_in_parallel_across_nodes(lab):
     for node in (*SERVERS, *AGENTS):
         preflight, prepare, install = (step(lab, node, kind) for kind in ("preflight", "prepare", "install"))
-        assert depends(preflight, named(lab, f"{node}-cloud-init"))
+        assert depends(preflight, lab.named(f"{node}-cloud-init"))
         assert depends(prepare, preflight) and depends(install, prepare)
         # Installing does not wait for any node to start: all nodes install at once.
         assert not any(depends(install, step(lab, other, "start")) for other in (*SERVERS, *AGENTS))
@@ -322,7 +308,7 @@ def test_a_version_change_reaches_only_the_upgrade_steps(render_with, lab):
 
 
 def test_readiness_waits_for_every_node_and_cilium(lab):
-    ready = named(lab, "cluster-ready")
+    ready = lab.named("cluster-ready")
     for node in (*SERVERS, *AGENTS):
         assert depends(ready, step(lab, node, "start"))
     inputs = script_inputs(ready.inputs["create"])
@@ -338,7 +324,7 @@ def test_readiness_waits_for_every_node_and_cilium(lab):
 def test_nfs_export_is_on_the_first_server_and_needs_no_rke2(lab, lab_settings):
     [nfs] = lab.of_type("meshlab:cluster:NfsServer")
     assert nfs.inputs == {"server": "192.168.56.11", "path": "/srv/nfs/kubedata", "allowedClients": "192.168.56.0/24"}
-    export = named(lab, "cluster-nfs-export")
+    export = lab.named("cluster-nfs-export")
     assert depends(export, step(lab, "master1", "prepare"))
     assert not depends(export, step(lab, "master1", "start"))
     assert "nfs_unexport" in export.inputs["delete"]
@@ -360,10 +346,10 @@ def test_remote_steps_hang_off_their_vm(lab):
 
 
 def test_kubeconfig_is_read_without_logging_and_stays_secret(lab):
-    read = named(lab, "cluster-kubeconfig")
+    read = lab.named("cluster-kubeconfig")
     assert read.inputs["logging"] == "none"
     assert {"stdout", "stderr"} <= set(read.additional_secret_outputs)
-    assert depends(read, named(lab, "cluster-ready"))
+    assert depends(read, lab.named("cluster-ready"))
     outputs = lab.stack_outputs()
     assert outputs["kubeconfig"] == SECRET
     assert outputs["apiEndpoint"] == "https://192.168.56.10:6443"
@@ -374,8 +360,8 @@ def test_provider_uses_the_kubeconfig_and_a_cluster_identifier(lab):
     [provider] = lab.of_type("pulumi:providers:kubernetes")
     assert provider.inputs["kubeconfig"] == SECRET and "kubeconfig" in provider.secret_paths
     assert provider.inputs["clusterIdentifier"] == "meshlab-lab"
-    assert depends(provider, named(lab, "cluster-ready"))
-    assert depends(provider, named(lab, "cluster-kubeconfig"))
+    assert depends(provider, lab.named("cluster-ready"))
+    assert depends(provider, lab.named("cluster-kubeconfig"))
 
 
 def test_token_is_a_random_password_without_special_characters(lab):

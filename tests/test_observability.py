@@ -7,7 +7,6 @@ from ipaddress import IPv4Address, IPv4Network
 from typing import Any
 
 import kubernetes_validate
-import pytest
 from meshlab_policy.pod_security import Level, evaluate_pod
 
 from config import versions
@@ -17,25 +16,15 @@ from tools.render import SECRET, Registration, Rendering
 KUBERNETES_MINOR = ".".join(versions.KUBERNETES.lstrip("v").split(".")[:2])
 
 
-@pytest.fixture(scope="module")
-def lab(rendered: dict[str, Rendering]) -> Rendering:
-    return rendered["lab"]
-
-
-def named(rendering: Rendering, name: str) -> Registration:
-    [resource] = [r for r in rendering.resources() if r.name == name]
-    return resource
-
-
 def values(rendering: Rendering, release: str) -> dict[str, Any]:
-    found = named(rendering, f"{release}-release").inputs["values"]
+    found = rendering.named(f"{release}-release").inputs["values"]
     assert isinstance(found, dict), f"{release}'s values must stay readable, not {found!r}"
     return found
 
 
 def chart_values(rendering: Rendering, release: str) -> dict[str, Any]:
     """What Helm renders with: the chart's defaults merged with ours."""
-    resource = named(rendering, f"{release}-release")
+    resource = rendering.named(f"{release}-release")
     defaults = chart_defaults(reference_chart(resource.inputs["chart"], resource.inputs["version"]))
     result: dict[str, Any] = merged(defaults, values(rendering, release))
     return result
@@ -116,7 +105,7 @@ def test_prometheus_server_pod_is_restricted(lab):
 
 def test_the_pod_model_fails_with_the_chart_defaults_alone(lab):
     """Guards the test above: without meshlab's values the server pod is not restricted."""
-    resource = named(lab, "prometheus-release")
+    resource = lab.named("prometheus-release")
     defaults = chart_defaults(reference_chart(resource.inputs["chart"], resource.inputs["version"]))
     pod = {
         "securityContext": defaults["server"]["securityContext"],
@@ -136,7 +125,7 @@ def test_grafana_reads_its_password_from_a_secret_and_prometheus_as_data_source(
     [secret] = [r for r in lab.of_type("kubernetes:core/v1:Secret") if r.name == "grafana-admin"]
     assert chosen["admin"]["existingSecret"] == secret.inputs["metadata"]["name"]
     assert secret.inputs["stringData"] == SECRET and "stringData" in secret.secret_paths
-    assert secret.urn in named(lab, "grafana-release").dependencies
+    assert secret.urn in lab.named("grafana-release").dependencies
     [source] = chosen["datasources"]["datasources.yaml"]["datasources"]
     assert (source["type"], source["url"], source["isDefault"]) == (
         "prometheus",
@@ -186,9 +175,9 @@ def test_kiali_is_wired_to_prometheus_and_grafana(lab, rendered):
     assert services["grafana"]["external_url"] == "http://grafana.lab/"
     assert chosen["auth"]["strategy"] == "anonymous"
     assert values(rendered["staging"], "kiali")["auth"]["strategy"] == "token"
-    release = named(lab, "kiali-release")
+    release = lab.named("kiali-release")
     assert release.inputs["namespace"] == "istio-system"
-    assert named(lab, "istio-istiod").urn in release.dependencies
+    assert lab.named("istio-istiod").urn in release.dependencies
 
 
 def test_kiali_pod_is_restricted(lab):

@@ -13,7 +13,7 @@ import pytest
 from components.security.namespaces import REASON_ANNOTATION
 from config import versions
 from config.loader import StackConfig
-from tests.conftest import STACKS
+from tests.conftest import STACKS, depends
 from tests.kube_reference import (
     chart_value_paths,
     crd_file,
@@ -37,20 +37,6 @@ UNLISTED_VALUES = {
     "cni": {"profile"},
     "ztunnel": {"profile"},
 }
-
-
-@pytest.fixture(scope="module")
-def lab(rendered: dict[str, Rendering]) -> Rendering:
-    return rendered["lab"]
-
-
-def named(rendering: Rendering, name: str) -> Registration:
-    [resource] = [r for r in rendering.resources() if r.name == name]
-    return resource
-
-
-def depends(resource: Registration, target: Registration) -> bool:
-    return target.urn in resource.dependencies
 
 
 def kubernetes_objects(rendering: Rendering) -> list[Registration]:
@@ -211,10 +197,10 @@ def test_gateway_api_crds_are_the_pinned_standard_release(lab):
 
 
 def test_istio_installs_in_order_with_the_ambient_profile(lab):
-    base, istiod, cni, ztunnel = (named(lab, f"istio-{part}") for part in ("base", "istiod", "cni", "ztunnel"))
-    assert depends(base, named(lab, "namespaces-istio-system"))
-    assert depends(istiod, base) and depends(istiod, named(lab, "gateway-api-standard"))
-    assert depends(cni, istiod) and depends(cni, named(lab, "cluster-ready"))  # after Cilium is healthy
+    base, istiod, cni, ztunnel = (lab.named(f"istio-{part}") for part in ("base", "istiod", "cni", "ztunnel"))
+    assert depends(base, lab.named("namespaces-istio-system"))
+    assert depends(istiod, base) and depends(istiod, lab.named("gateway-api-standard"))
+    assert depends(cni, istiod) and depends(cni, lab.named("cluster-ready"))  # after Cilium is healthy
     assert depends(ztunnel, cni)
     for release in (base, istiod, cni, ztunnel):
         assert release.inputs["values"]["profile"] == "ambient"
@@ -230,7 +216,7 @@ def test_mesh_wide_peer_authentication_is_strict_by_default(rendered, stack):
     [peer] = [r for r in rendered[stack].of_type(PEER) if r.inputs["metadata"]["namespace"] == "istio-system"]
     assert peer.inputs["metadata"] == {"name": "default", "namespace": "istio-system"}
     assert peer.inputs["spec"] == {"mtls": {"mode": "STRICT"}}
-    assert depends(peer, named(rendered[stack], "istio-base"))
+    assert depends(peer, rendered[stack].named("istio-base"))
 
 
 def test_mtls_mode_comes_from_settings(render_with):
@@ -251,7 +237,7 @@ def test_lab_uses_istiods_own_ca_and_staging_plugs_one_in(rendered):
         assert secret.inputs["metadata"]["name"] == "cacerts"
         assert secret.inputs["metadata"]["namespace"] == "istio-system"
         assert secret.inputs["stringData"] == SECRET and "stringData" in secret.secret_paths
-        assert depends(named(rendering, "istio-istiod"), secret)
+        assert depends(rendering.named("istio-istiod"), secret)
         keys = [r for r in rendering.of_type("tls:index/privateKey:PrivateKey") if r.parent == ca.urn]
         assert len(keys) == 2
         assert all({"privateKeyPem", "privateKeyOpenssh"} <= set(k.additional_secret_outputs) for k in keys)
@@ -281,8 +267,8 @@ def test_a_shared_root_replaces_the_generated_one(render_with, stack_configs):
 
 
 def test_metallb_pool_and_l2_come_after_the_release(lab):
-    release, webhook, pool, l2 = (named(lab, f"metallb-{part}") for part in ("release", "webhook-ready", "pool", "l2"))
-    assert depends(release, named(lab, "namespaces-metallb-system"))
+    release, webhook, pool, l2 = (lab.named(f"metallb-{part}") for part in ("release", "webhook-ready", "pool", "l2"))
+    assert depends(release, lab.named("namespaces-metallb-system"))
     assert depends(webhook, release)
     assert depends(pool, webhook) and depends(l2, webhook)
     create = webhook.inputs["create"]
@@ -298,7 +284,7 @@ def test_the_ingress_is_one_istio_gateway_on_a_fixed_metallb_address(lab):
     assert spec["infrastructure"]["annotations"]["metallb.io/loadBalancerIPs"] == "192.168.56.200"
     assert [listener["port"] for listener in spec["listeners"]] == [80]
     for before in ("istio-istiod", "metallb-pool", "metallb-l2"):
-        assert depends(gateway, named(lab, before))
+        assert depends(gateway, lab.named(before))
     charts = {r.inputs["chart"] for r in lab.of_type(RELEASE)}
     assert "gateway" not in charts  # no second, unused ingress
     assert lab.stack_outputs()["ingressAddress"] == "192.168.56.200"
@@ -314,7 +300,7 @@ def test_ingress_address_from_settings(render_with):
 
 
 def test_nfs_provisioner_points_at_the_cluster_export(lab):
-    release = named(lab, "nfs-provisioner-release")
+    release = lab.named("nfs-provisioner-release")
     assert release.inputs["namespace"] == "nfs-provisioner"
     values = release.inputs["values"]
     assert values["nfs"] == {"server": "192.168.56.11", "path": "/srv/nfs/kubedata"}
@@ -325,15 +311,15 @@ def test_nfs_provisioner_points_at_the_cluster_export(lab):
 
 def test_storage_class_settings(render_with):
     rendering = render_with({"meshlab:nfsStorageClass": "lab-nfs", "meshlab:nfsDefaultStorageClass": False})
-    values = named(rendering, "nfs-provisioner-release").inputs["values"]["storageClass"]
+    values = rendering.named("nfs-provisioner-release").inputs["values"]["storageClass"]
     assert (values["name"], values["defaultClass"]) == ("lab-nfs", False)
 
 
 def test_kyverno_hardens_waypoint_pods_after_it_is_ready(lab):
-    release, policy = named(lab, "kyverno-release"), named(lab, "kyverno-waypoint-policy")
-    webhook = named(lab, "kyverno-webhook-ready")
+    release, policy = lab.named("kyverno-release"), lab.named("kyverno-waypoint-policy")
+    webhook = lab.named("kyverno-webhook-ready")
     assert depends(webhook, release) and depends(policy, webhook)
-    assert depends(release, named(lab, "namespaces-kyverno"))
+    assert depends(release, lab.named("namespaces-kyverno"))
     [rule] = policy.inputs["spec"]["rules"]
     [match] = rule["match"]["any"]
     assert match["resources"]["selector"]["matchLabels"] == {"gateway.istio.io/managed": "istio.io-mesh-controller"}

@@ -79,6 +79,10 @@ class Registration:
     # "URN::ID" of the provider resource the request names explicitly, or "".
     provider: str = ""
 
+    def depends_on(self, other: Registration) -> bool:
+        """Whether this registration names `other` among its dependencies."""
+        return other.urn in self.dependencies
+
     def as_json(self) -> dict[str, Any]:
         return {
             "urn": self.urn,
@@ -193,6 +197,13 @@ class Rendering:
     def resources(self) -> list[Registration]:
         """Everything but the root stack, in deterministic (URN) order."""
         return sorted((r for r in self.registrations if r.type != "pulumi:pulumi:Stack"), key=lambda r: r.urn)
+
+    def named(self, name: str) -> Registration:
+        """The one registration called `name`."""
+        found = [r for r in self.resources() if r.name == name]
+        if len(found) != 1:
+            raise LookupError(f"{len(found)} registrations are named {name!r}")
+        return found[0]
 
     def of_type(self, type_token: str) -> list[Registration]:
         return [r for r in self.resources() if r.type == type_token]

@@ -95,42 +95,26 @@ class IstioAmbient(pulumi.ComponentResource):
             if mesh.mesh_plugged_ca
             else None
         )
-        self.base = release(
-            f"{name}-base",
-            name="istio-base",
-            chart="istio-base",
-            namespace=ROOT_NAMESPACE,
-            values=base_values(),
-            version=istio_version,
-            opts=access.options(self, [namespace]),
+
+        def install(part: str, chart: str, values: dict[str, Any], after: list[pulumi.Resource]) -> pulumi.Resource:
+            # Release names as in Istio's Helm guide; every chart at the one Istio version.
+            release_name = "istio-" + part if part in ("base", "cni") else part
+            return release(
+                f"{name}-{part}",
+                name=release_name,
+                chart=chart,
+                namespace=ROOT_NAMESPACE,
+                values=values,
+                version=istio_version,
+                opts=access.options(self, after),
+            )
+
+        self.base = install("base", "istio-base", base_values(), [namespace])
+        self.istiod = install(
+            "istiod", "istiod", istiod_values(istio_version), [self.base, gateway_api, *([self.ca] if self.ca else [])]
         )
-        self.istiod = release(
-            f"{name}-istiod",
-            name="istiod",
-            chart="istiod",
-            namespace=ROOT_NAMESPACE,
-            values=istiod_values(istio_version),
-            version=istio_version,
-            opts=access.options(self, [self.base, gateway_api, *([self.ca] if self.ca else [])]),
-        )
-        self.cni = release(
-            f"{name}-cni",
-            name="istio-cni",
-            chart="istio-cni",
-            namespace=ROOT_NAMESPACE,
-            values=cni_values(istio_version),
-            version=istio_version,
-            opts=access.options(self, [self.istiod, access.ready]),
-        )
-        self.ztunnel = release(
-            f"{name}-ztunnel",
-            name="ztunnel",
-            chart="ztunnel",
-            namespace=ROOT_NAMESPACE,
-            values=ztunnel_values(istio_version),
-            version=istio_version,
-            opts=access.options(self, [self.cni]),
-        )
+        self.cni = install("cni", "istio-cni", cni_values(istio_version), [self.istiod, access.ready])
+        self.ztunnel = install("ztunnel", "ztunnel", ztunnel_values(istio_version), [self.cni])
         self.peer_authentication = kube_object(
             f"{name}-mesh-mtls", peer_authentication(mesh.mesh_mtls_mode), access.options(self, [self.base])
         )

@@ -31,7 +31,8 @@ def require(toolchain_dir: Path) -> Callable[..., None]:
         lines = toolchain.missing(toolchain_dir, names)
         if lines:
             pytest.fail(
-                f"The Pulumi toolchain in {toolchain_dir} lacks what this test runs:\n  " + "\n  ".join(lines)
+                f"The Pulumi toolchain in {toolchain_dir} lacks what this test runs:\n  "
+                + "\n  ".join(lines)
                 + "\n(`make engine` builds it; versions and reasons: tests/engine/versions.env)",
                 pytrace=False,
             )
@@ -40,9 +41,9 @@ def require(toolchain_dir: Path) -> Callable[..., None]:
 
 
 @pytest.fixture(scope="session")
-def engine(require: Callable[..., None], toolchain_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
-    toolchain.Engine
-]:
+def engine(
+    require: Callable[..., None], toolchain_dir: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[toolchain.Engine]:
     """The real CLI with every provider installed, in a copy of the project; one per test session."""
     require(*toolchain.ALL)
     root = tmp_path_factory.mktemp("engine")

@@ -41,8 +41,13 @@ def test_the_engine_runs_the_policy_pack_over_a_program(
     )
     engine.init_stack("smoke")
     done: subprocess.CompletedProcess[str] = engine.run(
-        "preview", "--stack", "smoke",
-        "--policy-pack", "policy-pack", "--policy-pack-config", "policy-pack/config/lab.json",
+        "preview",
+        "--stack",
+        "smoke",
+        "--policy-pack",
+        "policy-pack",
+        "--policy-pack-config",
+        "policy-pack/config/lab.json",
     )
     report = f"exit code {done.returncode}\n--- stdout\n{done.stdout}\n--- stderr\n{done.stderr}"
     assert done.returncode == 0, report

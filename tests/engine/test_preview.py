@@ -49,8 +49,13 @@ def test_permissive_mtls_fails_the_preview_naming_the_mtls_policies(engine: tool
     assert config.returncode == 0, output(config)
 
     done = engine.run(
-        "preview", "--stack", stack,
-        "--policy-pack", "policy-pack", "--policy-pack-config", "policy-pack/config/lab.json",
+        "preview",
+        "--stack",
+        stack,
+        "--policy-pack",
+        "policy-pack",
+        "--policy-pack-config",
+        "policy-pack/config/lab.json",
     )
     text = done.stdout + done.stderr
     assert done.returncode != 0, output(done)
@@ -76,13 +81,18 @@ def test_preview_lists_the_resources_of_the_offline_plan(engine: toolchain.Engin
     done = engine.preview(stack_ready(engine, stack), "--json")
     assert done.returncode == 0, output(done)
     real = Counter(
-        pair for step in toolchain.preview_steps(done.stdout)
+        pair
+        for step in toolchain.preview_steps(done.stdout)
         if not engine_only(*(pair := toolchain.type_and_name(str(step["urn"]))))
     )
 
     plan = subprocess.run(
         [sys.executable, "-m", "tools.plan", stack, "--json"],
-        cwd=toolchain.REPO, capture_output=True, text=True, check=True, timeout=600,
+        cwd=toolchain.REPO,
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=600,
     )
     offline = Counter((r["type"], r["name"]) for r in json.loads(plan.stdout)["resources"])
 

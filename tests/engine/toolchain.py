@@ -81,10 +81,16 @@ def missing(directory: Path, names: tuple[str, ...]) -> list[str]:
 
 def copy_project(dest: Path) -> Path:
     """The program, its stack files and the policy pack, as git tracks them, with ./venv linked in."""
-    files = subprocess.run(
-        ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
-        cwd=REPO, check=True, capture_output=True,
-    ).stdout.decode().split("\0")
+    files = (
+        subprocess.run(
+            ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
+            cwd=REPO,
+            check=True,
+            capture_output=True,
+        )
+        .stdout.decode()
+        .split("\0")
+    )
     for rel in files:
         if not rel or rel.startswith("tests/") or not (REPO / rel).is_file():
             continue
@@ -124,7 +130,12 @@ class Engine:
         flags = [] if args[0] == "plugin" else ["--non-interactive"]
         return subprocess.run(
             [str(self.bin_dir / CLI), *args, *flags],
-            cwd=self.project, env=self.env(), capture_output=True, text=True, timeout=timeout, check=False,
+            cwd=self.project,
+            env=self.env(),
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
         )
 
     def install_providers(self) -> None:
@@ -143,9 +154,13 @@ class Engine:
 
     def preview(self, stack: str, *extra: str) -> subprocess.CompletedProcess[str]:
         return self.run(
-            "preview", "--stack", stack,
-            "--policy-pack", "policy-pack",
-            "--policy-pack-config", f"policy-pack/config/{stack}.json",
+            "preview",
+            "--stack",
+            stack,
+            "--policy-pack",
+            "policy-pack",
+            "--policy-pack-config",
+            f"policy-pack/config/{stack}.json",
             *extra,
         )
 
