@@ -4,8 +4,11 @@
 # the reason for each are in versions.env; each binary has a wrapper module under modules/.
 #
 # Binaries are cached outside the repository, keyed by the Go version, versions.env and the wrapper
-# templates: ${MESHLAB_ENGINE_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/meshlab/engine}/<key>/bin. A second
-# run only re-probes what is missing. status.tsv beside bin/ records each component: built, cached,
+# templates, in ${MESHLAB_ENGINE_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/meshlab/engine}/<key>/: bin/ holds
+# the CLI and the language host (put it on PATH), providers/ the provider plugins (install them with
+# `pulumi plugin install resource NAME VERSION --file providers/pulumi-resource-NAME`; on PATH the CLI
+# would take them as ambient plugins instead). A second run only re-probes what is missing.
+# status.tsv records each component: built, cached,
 # unavailable (the Go module proxy does not serve its module: the proxy's answer) or failed (the
 # build's error; logs/NAME.log has the whole output).
 #
@@ -27,14 +30,18 @@ cache_root=${MESHLAB_ENGINE_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/meshlab/engin
 key=$( { go env GOVERSION; cat "$here/versions.env" "$here"/modules/*/go.mod.in; } | sha256sum | cut -c1-16)
 dir=$cache_root/$key
 bin=$dir/bin
+providers=$dir/providers
 
 # name -> the file(s) in bin/ that make the component present
 components=(pulumi pulumi-language-python pulumi-resource-kubernetes pulumi-resource-command
   pulumi-resource-random pulumi-resource-tls)
 
+# where a component's binary goes
+binary() { if [[ $1 == pulumi-resource-* ]]; then echo "$providers/$1"; else echo "$bin/$1"; fi; }
+
 present() {
   local name=$1
-  [[ -x $bin/$name ]] || return 1
+  [[ -x $(binary "$name") ]] || return 1
   if [[ $name == pulumi-language-python ]]; then [[ -f $bin/pulumi-language-python-exec ]] || return 1; fi
 }
 
@@ -54,7 +61,7 @@ case ${1:-} in
   *) echo "usage: $0 [--dir|--check]" >&2; exit 2 ;;
 esac
 
-mkdir -p "$bin" "$dir/logs" "$dir/work"
+mkdir -p "$bin" "$providers" "$dir/logs" "$dir/work"
 status=$dir/status.tsv.new
 : >"$status"
 
@@ -86,14 +93,15 @@ module_dir() {
   sed -n 's/^[[:space:]]*"Dir": "\(.*\)",\{0,1\}$/\1/p' <<<"$out"
 }
 
-# build NAME PACKAGE LDFLAGS: tidy the rendered wrapper in work/NAME and build PACKAGE to bin/NAME
+# build NAME PACKAGE LDFLAGS: tidy the rendered wrapper in work/NAME and build PACKAGE to its binary
 build() {
-  local name=$1 pkg=$2 ldflags=$3 work=$dir/work/$1 log=$dir/logs/$1.log
+  local name=$1 pkg=$2 ldflags=$3 work=$dir/work/$1 log=$dir/logs/$1.log out
+  out=$(binary "$1")
   (
     cd "$work"
     go mod tidy
-    go build -trimpath -ldflags "-s -w $ldflags" -o "$bin/.$name.tmp" "$pkg"
-    mv "$bin/.$name.tmp" "$bin/$name"
+    go build -trimpath -ldflags "-s -w $ldflags" -o "$out.tmp" "$pkg"
+    mv "$out.tmp" "$out"
   ) >>"$log" 2>&1
 }
 

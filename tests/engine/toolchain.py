@@ -69,7 +69,7 @@ def missing(directory: Path, names: tuple[str, ...]) -> list[str]:
     status = read_status(directory)
     lines = []
     for name in names:
-        binary = directory / "bin" / name
+        binary = directory / ("providers" if name.startswith("pulumi-resource-") else "bin") / name
         extra = [directory / "bin" / f"{name}-exec"] if name == LANGUAGE_HOST else []
         if binary.is_file() and os.access(binary, os.X_OK) and all(p.is_file() for p in extra):
             continue
@@ -105,7 +105,7 @@ def copy_project(dest: Path) -> Path:
 class Engine:
     """The real CLI, with a private PULUMI_HOME and file backend, run in a copy of the project."""
 
-    bin_dir: Path
+    bin_dir: Path  # the CLI and the language host
     home: Path
     backend: Path
     project: Path
@@ -140,7 +140,7 @@ class Engine:
 
     def install_providers(self) -> None:
         for name in PROVIDERS:
-            binary = self.bin_dir / f"pulumi-resource-{name}"
+            binary = self.bin_dir.parent / "providers" / f"pulumi-resource-{name}"
             if binary.exists():
                 version = self.versions[f"{name.upper()}_PLUGIN_VERSION"]
                 done = self.run("plugin", "install", "resource", name, version, "--file", str(binary))
