@@ -68,8 +68,10 @@ status=$dir/status.tsv.new
 record() { # name state detail...
   local name=$1 state=$2
   shift 2
-  printf '%s\t%s\t%s\t%s\n' "$name" "${plugin_version:--}" "$state" "$*" >>"$status"
-  printf '  %-28s %-11s %s\n' "$name" "$state" "$*"
+  local detail
+  detail=$(tr '\t\n' '  ' <<<"$*" | tr -s ' ')
+  printf '%s\t%s\t%s\t%s\n' "$name" "${plugin_version:--}" "$state" "${detail% }" >>"$status"
+  printf '  %-28s %-11s %s\n' "$name" "$state" "${detail% }"
 }
 
 # render TEMPLATE OUT: replace every @NAME@ of versions.env
@@ -81,10 +83,14 @@ render() {
   sed "${args[@]}" "$1" >"$2"
 }
 
+# The module proxy alone: with GOPROXY's ",direct" fallback, a version the proxy does not know (404)
+# is fetched from its repository instead, which only says the host cannot be reached.
+proxy_only=$(go env GOPROXY | tr '|' ',' | tr ',' '\n' | grep -vxE 'direct|off' | paste -sd, - || true)
+
 # module_dir MODULE@VERSION: download it; print its directory, or the proxy's error on stderr
 module_dir() {
   local out err
-  out=$(go mod download -json "$1" 2>&1 || true)
+  out=$(GOPROXY=${proxy_only:-off} go mod download -json "$1" 2>&1 || true)
   err=$(sed -n 's/^[[:space:]]*"Error": "\(.*\)",\{0,1\}$/\1/p' <<<"$out")
   if [[ -n $err || $out != *'"Dir"'* ]]; then
     printf '%b\n' "${err:-$out}" | head -n 2 | tr '\n' ' ' >&2
