@@ -121,7 +121,10 @@ class Engine:
             PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION="true",
             PULUMI_SKIP_CONFIRMATIONS="true",
             # The CLI finds the language host (and the host its -exec script) on PATH, next to itself.
-            PATH=f"{self.bin_dir}{os.pathsep}{env.get('PATH', '')}",
+            # The project's venv comes next, as if activated: a current language host takes the venv
+            # from Pulumi.yaml's runtime options, but the host built here predates the CLI passing
+            # them (versions.env) and runs the first python3 on PATH.
+            PATH=os.pathsep.join([str(self.bin_dir), str(REPO / "venv" / "bin"), env.get("PATH", "")]),
             NO_COLOR="1",
         )
         return env
