@@ -27,7 +27,12 @@ export GOTOOLCHAIN=local GOFLAGS="${GOFLAGS:--buildvcs=false}"
 command -v go >/dev/null || { echo "bootstrap: 'go' is not on PATH; the toolchain is built with Go (1.26 here)" >&2; exit 2; }
 
 cache_root=${MESHLAB_ENGINE_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/meshlab/engine}
-key=$( { go env GOVERSION; cat "$here/versions.env" "$here"/modules/*/go.mod.in; } | sha256sum | cut -c1-16)
+# The key: the Go version, the values of versions.env and the wrapper templates, comments left out.
+key=$( {
+  go env GOVERSION
+  grep -E '^[A-Z_][A-Z0-9_]*=' "$here/versions.env"
+  grep -hv '^//' "$here"/modules/*/go.mod.in
+} | sha256sum | cut -c1-16)
 dir=$cache_root/$key
 bin=$dir/bin
 providers=$dir/providers
@@ -45,18 +50,21 @@ present() {
   if [[ $name == pulumi-language-python ]]; then [[ -f $bin/pulumi-language-python-exec ]] || return 1; fi
 }
 
+check() { # print each missing component with bootstrap's reason; status 1 if any
+  local missing=0 name why
+  for name in "${components[@]}"; do
+    if ! present "$name"; then
+      missing=1
+      why=$(awk -F'\t' -v n="$name" '$1 == n {print $3 ": " $4}' "$dir/status.tsv" 2>/dev/null || true)
+      echo "missing: $name (${why:-not built: run make engine})"
+    fi
+  done
+  return "$missing"
+}
+
 case ${1:-} in
   --dir) echo "$dir"; exit 0 ;;
-  --check)
-    missing=0
-    for name in "${components[@]}"; do
-      if ! present "$name"; then
-        missing=1
-        why=$(awk -F'\t' -v n="$name" '$1 == n {print $3 ": " $4}' "$dir/status.tsv" 2>/dev/null || true)
-        echo "missing: $name${why:+ ($why)}"
-      fi
-    done
-    exit "$missing" ;;
+  --check) check; exit $? ;;
   "") ;;
   *) echo "usage: $0 [--dir|--check]" >&2; exit 2 ;;
 esac
@@ -213,9 +221,9 @@ for p in kubernetes command random tls; do timed provider "$p"; done
 mv "$status" "$dir/status.tsv"
 rm -f "$dir/logs/probe.err"
 echo "bootstrap: status in $dir/status.tsv"
-if ! "$0" --check >/dev/null; then
+if ! incomplete=$(check); then
   echo "bootstrap: the toolchain is incomplete:" >&2
-  "$0" --check >&2 || true
+  echo "$incomplete" >&2
   exit 1
 fi
 echo "bootstrap: the toolchain is complete"
