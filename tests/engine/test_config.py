@@ -27,7 +27,9 @@ def engine_without_providers(
     require(toolchain.CLI, toolchain.LANGUAGE_HOST)
     root = tmp_path_factory.mktemp("config")
     engine = toolchain.Engine(
-        bin_dir=toolchain_dir / "bin", home=root / "home", backend=root / "state",
+        bin_dir=toolchain_dir / "bin",
+        home=root / "home",
+        backend=root / "state",
         project=toolchain.copy_project(root / "project"),
     )
     engine.backend.mkdir()
