@@ -1,6 +1,6 @@
 """The whole lab graph, layer by layer. Each layer takes the typed output of the one below.
 
-The rollout phase (`meshlab:rollout.phase`) decides how far up the stack goes:
+The rollout phase (`meshlab:rolloutPhase`) decides how far up the stack goes:
 1 hosts and cluster (Cilium, Hubble); 2 + Gateway API, Istio ambient and the test app on
 PERMISSIVE mTLS; 3 + the waypoint, L7 policy, STRICT mTLS, MetalLB and the ingress;
 4 + NFS storage, Kyverno and observability.

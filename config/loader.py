@@ -103,12 +103,43 @@ def _problems_from_validation(
     return problems
 
 
+# The seed's roadmap calls the phase `rollout.phase`. Pulumi reads a dot in a config key as a path
+# (`pulumi config set --path meshlab:rollout.phase 2` stores `meshlab:rollout: {phase: 2}`), so the
+# setting is the flat `meshlab:rolloutPhase`, and both spellings of the seed's name are read as it.
+ROLLOUT_PHASE = f"{NAMESPACE}:rolloutPhase"
+_ROLLOUT_DOTTED = f"{NAMESPACE}:rollout.phase"
+_ROLLOUT_OBJECT = f"{NAMESPACE}:rollout"
+
+
+def _canonical_keys(values: Mapping[str, Any]) -> tuple[dict[str, Any], list[Problem]]:
+    """`values` with the seed's spellings of the rollout phase turned into meshlab:rolloutPhase."""
+    result, problems = dict(values), []
+    spelled: dict[str, Any] = {}
+    if _ROLLOUT_DOTTED in result:
+        spelled[_ROLLOUT_DOTTED] = result.pop(_ROLLOUT_DOTTED)
+    if _ROLLOUT_OBJECT in result:
+        rollout = _coerce(result.pop(_ROLLOUT_OBJECT))
+        if not isinstance(rollout, Mapping) or set(rollout) != {"phase"}:
+            problems.append(Problem(_ROLLOUT_OBJECT, rollout, "expected {phase: 1-4}; or set meshlab:rolloutPhase"))
+        else:
+            spelled[f"{_ROLLOUT_OBJECT}.phase"] = rollout["phase"]
+    if ROLLOUT_PHASE in result:
+        spelled[ROLLOUT_PHASE] = result[ROLLOUT_PHASE]
+    if len({json.dumps(value, default=str) for value in spelled.values()}) > 1:
+        shown = ", ".join(f"{key} = {value}" for key, value in spelled.items())
+        problems.append(Problem(ROLLOUT_PHASE, shown, "the rollout phase is set more than once, differently"))
+    elif spelled:
+        result[ROLLOUT_PHASE] = next(iter(spelled.values()))
+    return result, problems
+
+
 def settings_from_config(config: StackConfig, source: str = "stack config") -> Settings:
     """Parse and validate `meshlab:*` keys; raise SettingsError listing every problem."""
     owners = field_sections()
-    problems: list[Problem] = []
+    ours, problems = _canonical_keys(
+        {key: value for key, value in config.values.items() if key.startswith(f"{NAMESPACE}:")}
+    )
     sections: dict[str, dict[str, Any]] = {name: {} for name in SECTIONS}
-    ours = {key: value for key, value in config.values.items() if key.startswith(f"{NAMESPACE}:")}
 
     for key, value in sorted(ours.items()):
         name = key.split(":", 1)[1]

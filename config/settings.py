@@ -303,7 +303,6 @@ class AppSettings(_Section):
 
     rollout_phase: int = Field(
         default=4,
-        alias="rollout.phase",
         description="Rollout phase 1-4: 1 hosts and cluster; 2 + Gateway API, Istio ambient, ns-test on PERMISSIVE; "
         "3 + waypoint, L7 policy, STRICT, ingress; 4 + storage, Kyverno, observability.",
     )

@@ -195,7 +195,7 @@ def top_level(rendering: Rendering) -> set[str]:
 
 @pytest.fixture(scope="module")
 def phases(render_with) -> dict[int, Rendering]:
-    return {phase: render_with({"meshlab:rollout.phase": phase}) for phase in (1, 2, 3)}
+    return {phase: render_with({"meshlab:rolloutPhase": phase}) for phase in (1, 2, 3)}
 
 
 @pytest.mark.parametrize("phase", [1, 2, 3, 4])
@@ -235,8 +235,8 @@ def test_phase_3_locks_the_app_down_and_adds_the_ingress(phases):
 
 
 def test_a_phase_outside_1_to_4_is_refused(stack_configs):
-    with pytest.raises(SettingsError, match=re.escape("meshlab:rollout.phase = 5")):
-        settings_from_config(with_overrides(stack_configs["lab"], {"meshlab:rollout.phase": 5}))
+    with pytest.raises(SettingsError, match=re.escape("meshlab:rolloutPhase = 5")):
+        settings_from_config(with_overrides(stack_configs["lab"], {"meshlab:rolloutPhase": 5}))
 
 
 # --- demos --------------------------------------------------------------------------------------
@@ -313,8 +313,8 @@ def test_ambient_demo_before_and_after_differ_only_in_enrolment(render_with):
 
 
 def test_demos_need_their_phase(stack_configs):
-    config = with_overrides(stack_configs["lab"], {"meshlab:rollout.phase": 2, "meshlab:demoL7Routing": True})
-    with pytest.raises(SettingsError, match=re.escape("needs meshlab:rollout.phase 3 or later")):
+    config = with_overrides(stack_configs["lab"], {"meshlab:rolloutPhase": 2, "meshlab:demoL7Routing": True})
+    with pytest.raises(SettingsError, match=re.escape("needs meshlab:rolloutPhase 3 or later")):
         settings_from_config(config)
 
 
@@ -328,3 +328,24 @@ def test_phase_2_passes_the_policy_pack_only_with_ns_test_on_the_migration_allow
     for policy in mandatory:
         levels[policy] = {"enforcementLevel": levels[policy], "mtlsMigrationAllowList": allow}
     assert [v for v in run_policies(resources, resolve(levels)) if v.enforcement is Enforcement.MANDATORY] == []
+
+
+@pytest.mark.parametrize(
+    "spelling",
+    [
+        {"meshlab:rolloutPhase": 1},
+        {"meshlab:rollout.phase": 1},
+        {"meshlab:rollout": {"phase": 1}},
+        {"meshlab:rollout": '{"phase": 1}'},
+    ],
+    ids=["flat", "dotted", "object", "object-as-json"],
+)
+def test_the_seeds_spellings_of_the_rollout_phase_are_read(stack_configs, spelling):
+    settings = settings_from_config(with_overrides(stack_configs["lab"], spelling))
+    assert settings.apps.rollout_phase == 1
+
+
+def test_two_different_rollout_phases_are_refused(stack_configs):
+    config = with_overrides(stack_configs["lab"], {"meshlab:rolloutPhase": 3, "meshlab:rollout.phase": 2})
+    with pytest.raises(SettingsError, match="set more than once"):
+        settings_from_config(config)

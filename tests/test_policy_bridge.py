@@ -213,7 +213,7 @@ def test_a_permissive_mesh_is_caught_by_both_mtls_policies(rendered, render_with
 def test_the_permissive_rollout_phase_needs_the_migration_allow_list(render_with):
     """Rollout phase 2 enrols ns-test on PERMISSIVE: the pack blocks it unless the stack's policy config lists
     the namespace in mtlsMigrationAllowList."""
-    phase_two = render_with({"meshlab:rollout.phase": 2})
+    phase_two = render_with({"meshlab:rolloutPhase": 2})
     app_mtls = the_one(phase_two.registrations, APP_MTLS)
     assert app_mtls.inputs["spec"] == {"mtls": {"mode": "PERMISSIVE"}}
     assert the_one(phase_two.registrations, MESH_WIDE).inputs["spec"] == {"mtls": {"mode": "STRICT"}}
