@@ -8,6 +8,9 @@ STACK ?= lab
 # The local file backend is the default; set PULUMI_BACKEND_URL to use another one.
 MESHLAB_STATE ?= $(HOME)/.meshlab/state
 export PULUMI_BACKEND_URL ?= file://$(MESHLAB_STATE)
+# Every update and preview goes through the CrossGuard pack, with the stack's own policy config.
+POLICY_CONFIG := $(wildcard policy-pack/config/$(STACK).json)
+POLICY := --policy-pack policy-pack $(if $(POLICY_CONFIG),--policy-pack-config $(POLICY_CONFIG))
 
 .PHONY: venv test lint plan up preview destroy bench project-file cloud-init-validator clean engine test-engine
 
@@ -54,11 +57,11 @@ endef
 
 up: venv
 	$(require_pulumi)
-	pulumi up --stack "$(STACK)"
+	pulumi up --stack "$(STACK)" $(POLICY)
 
 preview: venv
 	$(require_pulumi)
-	pulumi preview --stack "$(STACK)"
+	pulumi preview --stack "$(STACK)" $(POLICY)
 
 destroy: venv
 	$(require_pulumi)
