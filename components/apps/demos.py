@@ -20,6 +20,7 @@ from components.apps.web_test import (
     RESTRICTED_CONTAINER,
     SERVICE,
     SERVICE_PORT,
+    deployment_document,
     pod_template,
 )
 from components.cluster.rke2_cluster import ClusterAccess
@@ -56,16 +57,7 @@ def client_deployment(name: str, namespace: str, service_account: str | None = N
     }
     if service_account:
         spec["serviceAccountName"] = service_account
-    return {
-        "apiVersion": "apps/v1",
-        "kind": "Deployment",
-        "metadata": {"name": name, "namespace": namespace, "labels": labels},
-        "spec": {
-            "replicas": 1,
-            "selector": {"matchLabels": labels},
-            "template": {"metadata": {"labels": labels}, "spec": spec},
-        },
-    }
+    return deployment_document(name, namespace, labels, {"metadata": {"labels": labels}, "spec": spec})
 
 
 def server(
@@ -87,14 +79,7 @@ def server(
         template["spec"]["containers"][0]["volumeMounts"].append(
             {"name": "page", "mountPath": "/usr/share/nginx/html", "readOnly": True}
         )
-    documents.append(
-        {
-            "apiVersion": "apps/v1",
-            "kind": "Deployment",
-            "metadata": {"name": name, "namespace": namespace, "labels": labels},
-            "spec": {"replicas": 1, "selector": {"matchLabels": labels}, "template": template},
-        }
-    )
+    documents.append(deployment_document(name, namespace, labels, template))
     documents.append(
         {
             "apiVersion": "v1",

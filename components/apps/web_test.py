@@ -144,17 +144,18 @@ def pod_template(labels: dict[str, str], image: str) -> dict[str, Any]:
     }
 
 
-def deployment(settings: Settings) -> dict[str, Any]:
+def deployment_document(name: str, namespace: str, labels: dict[str, str], template: dict[str, Any]) -> dict[str, Any]:
+    """One replica of `template`, selected by `labels`."""
     return {
         "apiVersion": "apps/v1",
         "kind": "Deployment",
-        "metadata": {"name": APP, "namespace": NAMESPACE, "labels": V1_LABELS},
-        "spec": {
-            "replicas": 1,
-            "selector": {"matchLabels": V1_LABELS},
-            "template": pod_template(V1_LABELS, settings.apps.test_app_image),
-        },
+        "metadata": {"name": name, "namespace": namespace, "labels": labels},
+        "spec": {"replicas": 1, "selector": {"matchLabels": labels}, "template": template},
     }
+
+
+def deployment(settings: Settings) -> dict[str, Any]:
+    return deployment_document(APP, NAMESPACE, V1_LABELS, pod_template(V1_LABELS, settings.apps.test_app_image))
 
 
 def service(shape: WebTestShape) -> dict[str, Any]:
