@@ -81,7 +81,8 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveLab]:
 def pytest_runtest_logreport(report: pytest.TestReport) -> None:
     if report.when == "call" or (report.when == "setup" and report.outcome != "passed"):
         doc = report.head_line or report.nodeid
-        RESULTS.append((doc, "PASS" if report.outcome == "passed" else "FAIL"))
+        outcome = {"passed": "PASS", "skipped": "SKIP (does not apply to this stack)"}.get(report.outcome, "FAIL")
+        RESULTS.append((doc, outcome))
 
 
 def pytest_terminal_summary(terminalreporter: Any) -> None:

@@ -185,6 +185,6 @@ def test_a_privileged_pod_is_rejected_in_ns_test(live: LiveLab) -> None:
 def test_mesh_and_cilium_are_healthy(live: LiveLab, workload: tuple[str, str]) -> None:
     namespace, name = workload
     if name == "deployment/hubble-relay" and not live.hubble:
-        pytest.fail("the stack runs without Hubble (meshlab:hubbleEnabled: false); this check does not apply")
+        pytest.skip("the stack runs without Hubble (meshlab:hubbleEnabled: false)")
     result = live.kubectl("-n", namespace, "rollout", "status", name, "--timeout=60s")
     assert result.returncode == 0, result.stderr
