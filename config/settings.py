@@ -361,18 +361,9 @@ SECTIONS: dict[str, type[_Section]] = {
 }
 
 
-def key_name(field_name: str) -> str:
-    """The bare config key of a settings field: its camelCase name, or its explicit alias."""
-    for model in SECTIONS.values():
-        info = model.model_fields.get(field_name)
-        if info is not None and info.alias:
-            return info.alias
-    return to_camel(field_name)
-
-
 def config_key(field_name: str) -> str:
     """The Pulumi config key of a settings field."""
-    return f"{NAMESPACE}:{key_name(field_name)}"
+    return f"{NAMESPACE}:{to_camel(field_name)}"
 
 
 def field_sections() -> dict[str, str]:
@@ -380,7 +371,7 @@ def field_sections() -> dict[str, str]:
     owners: dict[str, str] = {}
     for section, model in SECTIONS.items():
         for field_name in model.model_fields:
-            key = key_name(field_name)
+            key = to_camel(field_name)
             if key in owners:  # pragma: no cover - a programming error caught by the tests
                 raise RuntimeError(f"config key {key} is declared by both {owners[key]} and {section}")
             owners[key] = section

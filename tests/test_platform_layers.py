@@ -12,7 +12,6 @@ import pytest
 
 from components.security.namespaces import REASON_ANNOTATION
 from config import versions
-from config.loader import StackConfig
 from tests.conftest import STACKS, depends
 from tests.kube_reference import (
     chart_value_paths,
@@ -325,10 +324,6 @@ def test_kyverno_hardens_waypoint_pods_after_it_is_ready(lab):
     assert match["resources"]["selector"]["matchLabels"] == {"gateway.istio.io/managed": "istio.io-mesh-controller"}
     patch = rule["mutate"]["patchStrategicMerge"]["spec"]["securityContext"]
     assert patch == {"seccompProfile": {"type": "RuntimeDefault"}}
-
-
-def test_unused_fixture_guard(stack_configs: dict[str, StackConfig]):
-    assert set(stack_configs) == set(STACKS)
 
 
 def _waits_for(rendering: Rendering, resource: Registration) -> set[str]:
