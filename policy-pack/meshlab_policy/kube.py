@@ -4,16 +4,44 @@ Values come from three places: Pulumi inputs (CrossGuard wraps them in read-only
 Sequence proxies, not dict and list), recorded mock registrations, and YAML manifests. The readers
 accept any Mapping or non-string Sequence and treat anything else as absent, so a malformed field
 is reported by the check that needs it rather than crashing the whole policy.
+
+During a preview the engine does not know every value yet. Stack policies see outputs, and a preview
+Create through a provider that is not configured yet (the Kubernetes provider on a first preview: its
+kubeconfig is the cluster layer's output) has none at all; computed fields are unknown. Such a value
+is `UNKNOWN` here, and `Resource.knows` tells a check whether it may conclude anything from a field.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from functools import cached_property
+from typing import Any, Final
 
 CORE_GROUP = "core"
 DEFAULT_NAMESPACE = "default"
+
+
+class Unknown:
+    """The type of `UNKNOWN`: a value the engine will only know once the resource exists."""
+
+    def __repr__(self) -> str:
+        return "UNKNOWN"
+
+
+UNKNOWN: Final = Unknown()
+Path = tuple[str, ...]
+
+
+def unknown_paths(value: object, path: Path = ()) -> list[Path]:
+    """Where `UNKNOWN` occurs in a value, as key paths."""
+    if isinstance(value, Unknown):
+        return [path]
+    if isinstance(value, Mapping):
+        return [found for key, item in value.items() for found in unknown_paths(item, (*path, str(key)))]
+    if isinstance(value, Sequence) and not isinstance(value, str | bytes):
+        return [found for index, item in enumerate(value) for found in unknown_paths(item, (*path, str(index)))]
+    return []
 
 
 def mapping(value: object) -> Mapping[str, Any]:
@@ -74,6 +102,21 @@ class Resource:
     @property
     def kube(self) -> KubeType | None:
         return kube_type(self.type)
+
+    @cached_property
+    def _unknown(self) -> list[Path]:
+        return unknown_paths(self.props)
+
+    def knows(self, *fields: str) -> bool:
+        """Whether every dotted field (e.g. "metadata.labels") is known: the resource has properties at
+        all, and none of them is unknown at, above or below the field. An absent field is known."""
+        if not self.props:
+            return False
+        for field in fields:
+            wanted = tuple(field.split("."))
+            if any(unknown[: len(wanted)] == wanted[: len(unknown)] for unknown in self._unknown):
+                return False
+        return True
 
     def is_kind(self, group: str, kind: str) -> bool:
         kube = self.kube

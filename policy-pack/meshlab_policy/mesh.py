@@ -8,6 +8,10 @@ Facts behind the rules (lab-spec §5.2, §5.3):
   see L7 attributes, so such a policy with L7 rules denies all traffic to its workloads;
 - a namespace (or Service) labelled `istio.io/use-waypoint: NAME` needs a Gateway NAME of class
   istio-waypoint, and a waypoint's own namespace must be enrolled in ambient.
+
+The stack policies see outputs, which a preview may not know yet (`Resource.knows`): a finding needs
+known facts, and a resource that is not known yet neither breaks a rule nor satisfies one. Plaintext
+modes are refused on a first preview all the same, by `peer-authentication-strict` on the inputs.
 """
 
 from __future__ import annotations
@@ -37,6 +41,10 @@ L7_SOURCE_FIELDS = ("requestPrincipals", "notRequestPrincipals")
 L7_CONDITION_PREFIX = "request."
 # What an L7 policy may bind to (Istio accepts ServiceEntry for egress waypoints too).
 L7_TARGETS = frozenset({(GATEWAY_API_GROUP, "Gateway"), ("", "Service"), ("networking.istio.io", "ServiceEntry")})
+# The fields each check reads from an object's outputs.
+IDENTITY = ("metadata.name", "metadata.namespace")
+LABELLED = (*IDENTITY, "metadata.labels")
+SPECIFIED = (*IDENTITY, "spec")
 
 
 @dataclass(frozen=True)
@@ -123,15 +131,42 @@ def _is_istiod_release(resource: Resource) -> bool:
 
 
 def istio_deployed(resources: Sequence[Resource]) -> bool:
-    """An istiod Helm release, or any Istio security resource, means the stack runs Istio."""
+    """An istiod Helm release, or any Istio security resource (its type alone says so), means the stack
+    runs Istio."""
     return any(
         _is_istiod_release(resource) or (resource.kube is not None and resource.kube.group == ISTIO_SECURITY_GROUP)
         for resource in resources
     )
 
 
-def namespaces(resources: Sequence[Resource]) -> dict[str, Resource]:
-    return {r.object_name: r for r in resources if r.is_kind(CORE_GROUP, "Namespace")}
+@dataclass(frozen=True)
+class Known:
+    """The resources of one kind whose fields a check reads are known, and whether that is all of them."""
+
+    resources: list[Resource]
+    complete: bool
+
+
+def known(resources: Sequence[Resource], group: str, kind: str, fields: Sequence[str]) -> Known:
+    of_kind = [r for r in resources if r.is_kind(group, kind)]
+    found = [r for r in of_kind if r.knows(*fields)]
+    return Known(found, len(found) == len(of_kind))
+
+
+@dataclass(frozen=True)
+class Namespaces:
+    """The stack's Namespaces whose name and labels are known, by name; `complete` when no other exists."""
+
+    by_name: Mapping[str, Resource]
+    complete: bool
+
+    def declared(self, name: str) -> Resource | None:
+        return self.by_name.get(name)
+
+
+def namespaces(resources: Sequence[Resource]) -> Namespaces:
+    found = known(resources, CORE_GROUP, "Namespace", LABELLED)
+    return Namespaces({r.object_name: r for r in found.resources}, found.complete)
 
 
 def is_ambient(namespace: Resource) -> bool:
@@ -142,16 +177,18 @@ def validate_mesh_mtls(resources: Sequence[Resource], settings: PolicySettings) 
     if not istio_deployed(resources):
         return []
     root = settings.istio_root_namespace
-    policies = [p for p in map(peer_authentication, resources) if p is not None]
+    found = known(resources, ISTIO_SECURITY_GROUP, "PeerAuthentication", SPECIFIED)
+    policies = [p for p in map(peer_authentication, found.resources) if p is not None]
     mesh_wide = [p for p in policies if p.namespace == root and not p.has_selector]
     violations = []
     if not mesh_wide:
-        violations.append(
-            StackViolation(
-                f'Istio is deployed but there is no mesh-wide PeerAuthentication (no selector) in "{root}": '
-                "add one with mtls.mode STRICT"
+        if found.complete:  # else the one not known yet may be it
+            violations.append(
+                StackViolation(
+                    f'Istio is deployed but there is no mesh-wide PeerAuthentication (no selector) in "{root}": '
+                    "add one with mtls.mode STRICT"
+                )
             )
-        )
     elif len(mesh_wide) > 1:
         violations += [
             StackViolation(
@@ -169,9 +206,10 @@ def validate_mesh_mtls(resources: Sequence[Resource], settings: PolicySettings) 
             )
         )
     mesh_mode = mesh_wide[0].effective_mode() if len(mesh_wide) == 1 else None
-    ambient = {name: ns for name, ns in namespaces(resources).items() if is_ambient(ns)}
+    ambient = {name: ns for name, ns in namespaces(resources).by_name.items() if is_ambient(ns)}
     for name, namespace in sorted(ambient.items()):
-        if name in settings.mtls_migration:
+        # A PeerAuthentication not known yet may be the one that covers (or uncovers) the namespace.
+        if name in settings.mtls_migration or not found.complete:
             continue
         namespace_wide = [p for p in policies if p.namespace == name and not p.has_selector and p.effective_mode()]
         mode = namespace_wide[0].effective_mode() if namespace_wide else mesh_mode
@@ -226,14 +264,12 @@ def _uses_sidecars(namespace: Resource | None) -> bool:
     return text(namespace.labels.get("istio-injection")) == "enabled" or bool(namespace.labels.get("istio.io/rev"))
 
 
-def _authorization_violations(resources: Sequence[Resource], known: Mapping[str, Resource]) -> list[StackViolation]:
+def _authorization_violations(resources: Sequence[Resource], declared: Namespaces) -> list[StackViolation]:
     violations = []
-    for resource in resources:
-        kube = resource.kube
-        if kube is None or (kube.group, kube.kind) != (ISTIO_SECURITY_GROUP, "AuthorizationPolicy"):
-            continue
+    for resource in known(resources, ISTIO_SECURITY_GROUP, "AuthorizationPolicy", SPECIFIED).resources:
         l7 = l7_fields(resource.spec)
-        if not l7 or _uses_sidecars(known.get(resource.namespace)):
+        home = declared.declared(resource.namespace)
+        if not l7 or _uses_sidecars(home) or (home is None and not declared.complete):
             continue
         label = f'AuthorizationPolicy "{resource.namespace}/{resource.object_name}"'
         refs = _target_refs(resource.spec)
@@ -264,14 +300,11 @@ def _authorization_violations(resources: Sequence[Resource], known: Mapping[str,
     return violations
 
 
-def _waypoint_violations(resources: Sequence[Resource], known: Mapping[str, Resource]) -> list[StackViolation]:
-    gateways = {
-        (r.namespace, r.object_name): r
-        for r in resources
-        if (r.kube is not None and (r.kube.group, r.kube.kind) == (GATEWAY_API_GROUP, "Gateway"))
-    }
+def _waypoint_violations(resources: Sequence[Resource], declared: Namespaces) -> list[StackViolation]:
+    found = known(resources, GATEWAY_API_GROUP, "Gateway", SPECIFIED)
+    gateways = {(r.namespace, r.object_name): r for r in found.resources}
     violations = []
-    users = [r for r in resources if r.is_kind(CORE_GROUP, "Namespace") or r.is_kind(CORE_GROUP, "Service")]
+    users = [*declared.by_name.values(), *known(resources, CORE_GROUP, "Service", LABELLED).resources]
     for user in users:
         waypoint = text(user.labels.get(USE_WAYPOINT_LABEL))
         if not waypoint or waypoint == NO_WAYPOINT:
@@ -281,6 +314,8 @@ def _waypoint_violations(resources: Sequence[Resource], known: Mapping[str, Reso
         waypoint_namespace = text(user.labels.get(USE_WAYPOINT_NAMESPACE_LABEL)) or home
         label = f'namespace "{home}"' if is_namespace else f'Service "{home}/{user.object_name}"'
         gateway = gateways.get((waypoint_namespace, waypoint))
+        if gateway is None and not found.complete:
+            continue  # it may be the Gateway not known yet
         if gateway is None:
             violations.append(
                 StackViolation(
@@ -298,9 +333,9 @@ def _waypoint_violations(resources: Sequence[Resource], known: Mapping[str, Reso
                 )
             )
     for (namespace, name), gateway in sorted(gateways.items()):
-        declared = known.get(namespace)
+        enclosing = declared.declared(namespace)
         is_waypoint = text(gateway.spec.get("gatewayClassName")) == WAYPOINT_CLASS
-        if is_waypoint and declared is not None and not is_ambient(declared):
+        if is_waypoint and enclosing is not None and not is_ambient(enclosing):
             violations.append(
                 StackViolation(
                     f'waypoint Gateway "{namespace}/{name}" lives in namespace "{namespace}", which is not '
@@ -312,5 +347,5 @@ def _waypoint_violations(resources: Sequence[Resource], known: Mapping[str, Reso
 
 
 def validate_ambient_waypoints(resources: Sequence[Resource], _settings: PolicySettings) -> list[StackViolation]:
-    known = namespaces(resources)
-    return _authorization_violations(resources, known) + _waypoint_violations(resources, known)
+    declared = namespaces(resources)
+    return _authorization_violations(resources, declared) + _waypoint_violations(resources, declared)
