@@ -12,7 +12,8 @@ export PULUMI_BACKEND_URL ?= file://$(MESHLAB_STATE)
 POLICY_CONFIG := $(wildcard policy-pack/config/$(STACK).json)
 POLICY := --policy-pack policy-pack $(if $(POLICY_CONFIG),--policy-pack-config $(POLICY_CONFIG))
 
-.PHONY: venv test lint plan up preview destroy bench project-file cloud-init-validator clean engine test-engine
+.PHONY: venv test lint plan up preview destroy bench project-file cloud-init-validator clean engine test-engine \
+	test-plugins
 
 venv: $(VENV)/.installed
 
@@ -27,7 +28,7 @@ cloud-init-validator:
 lint: venv
 	$(BIN)/ruff check .
 	$(BIN)/mypy
-	$(BIN)/shellcheck -s bash components/shell/*.sh components/*/scripts/*.sh tools/*.sh .ci/run
+	$(BIN)/shellcheck -s bash components/shell/*.sh components/*/scripts/*.sh tools/*.sh tests/engine/bootstrap.sh .ci/run
 
 test: venv cloud-init-validator lint
 	$(BIN)/python -m pytest
@@ -37,7 +38,17 @@ test: venv cloud-init-validator lint
 engine:
 	bash tests/engine/bootstrap.sh
 
-test-engine: venv
+# Our own plugins of that toolchain (the Python language host, the stand-in providers): gofmt, vet, tests.
+PLUGIN_MODULES := $(patsubst %/go.mod,%,$(wildcard tests/engine/plugins/*/go.mod))
+test-plugins:
+	@for module in $(PLUGIN_MODULES); do \
+	  echo "go vet + go test: $$module"; \
+	  unformatted=$$(cd "$$module" && gofmt -l .); \
+	  if [ -n "$$unformatted" ]; then echo "gofmt: $$module: $$unformatted" >&2; exit 1; fi; \
+	  (cd "$$module" && GOTOOLCHAIN=local go vet ./... && GOTOOLCHAIN=local go test -count=1 ./...); \
+	done
+
+test-engine: venv engine test-plugins
 	$(BIN)/python -m pytest tests/engine
 
 plan: venv

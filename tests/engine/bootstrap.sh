@@ -50,10 +50,34 @@ present() {
   if [[ $name == pulumi-language-python ]]; then [[ -f $bin/pulumi-language-python-exec ]] || return 1; fi
 }
 
+# Our own plugins (tests/engine/plugins) are rebuilt in place whenever their sources change, without
+# touching the rest of the cache: a stamp beside each binary holds the hash of the sources it came from.
+plugins=$here/plugins
+own_module() { # name: the module directory of one of our own plugins, or status 1
+  case $1 in
+    pulumi-language-python) echo "$plugins/language-host" ;;
+    pulumi-resource-command | pulumi-resource-random | pulumi-resource-tls) echo "$plugins/standin-provider" ;;
+    *) return 1 ;;
+  esac
+}
+source_key() { # module dir: the hash of its go.mod, go.sum and non-test sources
+  local file
+  for file in "$1"/go.mod "$1"/go.sum "$1"/*.go; do
+    [[ $file == *_test.go ]] || cat "$file"
+  done | sha256sum | cut -c1-16
+}
+stamp() { echo "$(dirname "$(binary "$1")")/.$1.source"; }
+current() { # name: present, and built from the current sources if it is one of ours
+  local src
+  present "$1" || return 1
+  src=$(own_module "$1") || return 0
+  [[ $(cat "$(stamp "$1")" 2>/dev/null) == "$(source_key "$src")" ]]
+}
+
 check() { # print each missing component with bootstrap's reason; status 1 if any
   local missing=0 name why
   for name in "${components[@]}"; do
-    if ! present "$name"; then
+    if ! current "$name"; then
       missing=1
       why=$(awk -F'\t' -v n="$name" '$1 == n {print $3 ": " $4}' "$dir/status.tsv" 2>/dev/null || true)
       echo "missing: $name (${why:-not built: run make engine})"
@@ -147,6 +171,7 @@ cli() {
     err=$(cat "$dir/logs/probe.err"); record pulumi unavailable "$err"; return
   fi
   prepare pulumi
+  echo "    building pulumi from github.com/pulumi/pulumi/pkg/v3@$PULUMI_CLI_VERSION (about 4 minutes cold on 2 cores)"
   if build pulumi github.com/pulumi/pulumi/pkg/v3/cmd/pulumi \
     "-X github.com/pulumi/pulumi/sdk/v3/go/common/version.Version=$PULUMI_CLI_VERSION"; then
     record pulumi built "github.com/pulumi/pulumi/pkg/v3@$PULUMI_CLI_VERSION"
@@ -156,33 +181,43 @@ cli() {
 }
 timed cli
 
-# --- the Python language host and its executor script
-plugin_version=$PYTHON_HOST_MODULE_VERSION
-language_host() {
-  local exec_dir err
-  if present pulumi-language-python; then
-    record pulumi-language-python cached "sdk/v3@$PYTHON_HOST_MODULE_VERSION, exec from sdk/v3@$PYTHON_EXEC_MODULE_VERSION"
+# --- our own plugins: the Python language host and the stand-in providers
+# sdk_version module dir: the sdk/v3 its go.mod requires; it must be the CLI's (the protocol it speaks)
+sdk_version() { (cd "$1" && go list -m -f '{{.Version}}' github.com/pulumi/pulumi/sdk/v3); }
+
+build_plugin() { # name ldflags detail
+  local name=$1 ldflags=$2 detail=$3 src out log=$dir/logs/$1.log sdk
+  src=$(own_module "$name")
+  out=$(binary "$name")
+  if current "$name"; then record "$name" cached "$detail"; return; fi
+  : >"$log"
+  if ! sdk=$(sdk_version "$src" 2>>"$log") || [[ $sdk != "$PULUMI_CLI_VERSION" ]]; then
+    record "$name" failed "$src/go.mod requires sdk/v3 ${sdk:-?}, the CLI is $PULUMI_CLI_VERSION: update both together"
     return
   fi
-  if ! exec_dir=$(module_dir "github.com/pulumi/pulumi/sdk/v3@$PYTHON_EXEC_MODULE_VERSION" 2>"$dir/logs/probe.err"); then
-    err=$(cat "$dir/logs/probe.err"); record pulumi-language-python unavailable "$err"; return
+  echo "    building $name from ${src#"$here"/}"
+  if (cd "$src" && go build -trimpath -ldflags "-s -w $ldflags" -o "$out.tmp" . && mv "$out.tmp" "$out") >>"$log" 2>&1; then
+    source_key "$src" >"$(stamp "$name")"
+    record "$name" built "$detail"
+  else
+    record "$name" failed "$(fail_detail "$log")"
   fi
-  if ! module_dir "github.com/pulumi/pulumi/sdk/v3@$PYTHON_HOST_MODULE_VERSION" >/dev/null 2>"$dir/logs/probe.err"; then
-    err=$(cat "$dir/logs/probe.err"); record pulumi-language-python unavailable "$err"; return
+}
+
+plugin_version=$PULUMI_CLI_VERSION
+language_host() {
+  local exec_dir err
+  if ! exec_dir=$(module_dir "github.com/pulumi/pulumi/sdk/v3@$PYTHON_EXEC_MODULE_VERSION" 2>"$dir/logs/probe.err"); then
+    err=$(cat "$dir/logs/probe.err"); record pulumi-language-python unavailable "executor script: $err"; return
   fi
   install -m 0755 "$exec_dir/python/cmd/pulumi-language-python-exec" "$bin/pulumi-language-python-exec"
-  prepare pulumi-language-python
-  if build pulumi-language-python github.com/pulumi/pulumi/sdk/v3/python/cmd/pulumi-language-python \
-    "-X github.com/pulumi/pulumi/sdk/v3/go/common/version.Version=$PYTHON_HOST_MODULE_VERSION"; then
-    record pulumi-language-python built "sdk/v3@$PYTHON_HOST_MODULE_VERSION, exec from sdk/v3@$PYTHON_EXEC_MODULE_VERSION"
-  else
-    record pulumi-language-python failed "$(fail_detail "$dir/logs/pulumi-language-python.log")"
-  fi
+  build_plugin pulumi-language-python "-X main.version=$PULUMI_CLI_VERSION" \
+    "meshlab's own host (tests/engine/plugins/language-host), exec from sdk/v3@$PYTHON_EXEC_MODULE_VERSION"
 }
 timed language_host
 
-# --- provider plugins
-provider() { # short name (kubernetes, command, ...)
+# --- provider plugins: the Kubernetes provider from its module, the others as stand-ins
+provider() { # short name (kubernetes)
   local short=$1 up name src err
   up=$(tr '[:lower:]' '[:upper:]' <<<"$short")
   name=pulumi-resource-$short
@@ -194,29 +229,36 @@ provider() { # short name (kubernetes, command, ...)
     err=$(cat "$dir/logs/probe.err"); record "$name" unavailable "$err"; return
   fi
   prepare "$name"
-  local ldflags=""
-  if [[ $short == kubernetes ]]; then
-    # The module's generate step writes the embedded schema; it runs in a writable copy whose own
-    # replace (sdk/v4 => ../sdk, a sibling directory of the repository) is dropped.
-    cp -r "$src" "$dir/work/$name/src"
-    chmod -R u+w "$dir/work/$name/src"
-    if ! (
-      cd "$dir/work/$name/src"
-      go mod edit -dropreplace github.com/pulumi/pulumi-kubernetes/sdk/v4
-      cd cmd/pulumi-resource-kubernetes
-      VERSION=$KUBERNETES_BINARY_VERSION go run -mod=mod generate.go
-    ) >>"$dir/logs/$name.log" 2>&1; then
-      record "$name" failed "generate: $(fail_detail "$dir/logs/$name.log")"; return
-    fi
-    ldflags="-X $module/pkg/version.Version=$KUBERNETES_BINARY_VERSION"
+  echo "    building $name from $module@$module_version (about 6 minutes cold on 2 cores)"
+  # The module's generate step writes the embedded schema; it runs in a writable copy whose own
+  # replace (sdk/v4 => ../sdk, a sibling directory of the repository) is dropped.
+  cp -r "$src" "$dir/work/$name/src"
+  chmod -R u+w "$dir/work/$name/src"
+  if ! (
+    cd "$dir/work/$name/src"
+    go mod edit -dropreplace github.com/pulumi/pulumi-kubernetes/sdk/v4
+    cd cmd/pulumi-resource-kubernetes
+    VERSION=$KUBERNETES_BINARY_VERSION go run -mod=mod generate.go
+  ) >>"$dir/logs/$name.log" 2>&1; then
+    record "$name" failed "generate: $(fail_detail "$dir/logs/$name.log")"; return
   fi
-  if build "$name" "$module/cmd/$name" "$ldflags"; then
+  if build "$name" "$module/cmd/$name" "-X $module/pkg/version.Version=$KUBERNETES_BINARY_VERSION"; then
     record "$name" built "$module@$module_version"
   else
     record "$name" failed "$(fail_detail "$dir/logs/$name.log")"
   fi
 }
-for p in kubernetes command random tls; do timed provider "$p"; done
+timed provider kubernetes
+
+standin() { # short name (command, random, tls)
+  local up plugin_var
+  up=$(tr '[:lower:]' '[:upper:]' <<<"$1")
+  plugin_var=${up}_PLUGIN_VERSION
+  plugin_version=${!plugin_var}
+  build_plugin "pulumi-resource-$1" "-X main.name=$1 -X main.version=$plugin_version" \
+    "STAND-IN for $1 $plugin_version (tests/engine/plugins/standin-provider): previews only, runs nothing"
+}
+for p in command random tls; do timed standin "$p"; done
 
 mv "$status" "$dir/status.tsv"
 rm -f "$dir/logs/probe.err"

@@ -60,3 +60,19 @@ def test_a_stack_config_set_by_the_cli_reaches_the_program(engine_without_provid
     text = done.stdout + done.stderr
     assert done.returncode != 0, text
     assert "meshlab:meshMtlsMode = SOMETIMES" in text, text
+    # The program's own error, as one message: no Python traceback, no dump of the exception.
+    assert "Traceback" not in text and "RunError" not in text, text
+
+
+def test_the_cli_refuses_a_mistyped_value_of_a_declared_key(engine_without_providers: toolchain.Engine) -> None:
+    """Pulumi.yaml declares meshlab:serverCpus an integer: the CLI itself refuses "two" before the program runs."""
+    engine = engine_without_providers
+    stack = "lab-mistyped"
+    shutil.copyfile(engine.project / "Pulumi.lab.yaml", engine.project / f"Pulumi.{stack}.yaml")
+    engine.init_stack(stack)
+    assert engine.run("config", "set", "--stack", stack, "meshlab:serverCpus", "two").returncode == 0
+    done = engine.run("preview", "--stack", stack)
+    text = done.stdout + done.stderr
+    assert done.returncode != 0, text
+    assert "meshlab:serverCpus" in text and "integer" in text, text
+    assert f"meshlab-{stack}" not in done.stdout, "the program ran:\n" + text

@@ -1,8 +1,10 @@
-"""`pulumi preview --policy-pack` with the real engine on every stack (issue 8).
+"""`pulumi preview --policy-pack` with the real engine on every stack.
 
-The program, the stack config and the policy pack are loaded by the real CLI, language host and
-providers. There is no cluster: the Kubernetes provider's kubeconfig comes from the cluster layer's
-outputs, unknown on a first preview, as on a real first `pulumi up`.
+The program, the stack config and the policy pack are loaded by the real CLI, meshlab's own language
+host, the real Kubernetes provider and the stand-ins for command, random and tls. There is no cluster:
+the Kubernetes provider's kubeconfig comes from the cluster layer's outputs, unknown on a first
+preview, as on a real first `pulumi up`. `pulumi preview --json` lists no policy packs (its keys are
+config, steps, diagnostics, duration, changeSummary), so the pack is shown to run by the text preview.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import shutil
 import subprocess
 import sys
 from collections import Counter
+from dataclasses import replace
 
 import pytest
 
@@ -41,13 +44,18 @@ def test_preview_with_the_policy_pack_passes(engine: toolchain.Engine, stack: st
     assert re.search(r"Policies:\s*\n.*\bmeshlab@v0\.1\.0\b", done.stdout), output(done)
 
 
-def test_permissive_mtls_fails_the_preview_naming_the_mtls_policies(engine: toolchain.Engine) -> None:
-    stack = "lab-permissive"
-    shutil.copyfile(engine.project / "Pulumi.lab.yaml", engine.project / f"Pulumi.{stack}.yaml")
-    stack_ready(engine, stack)
-    config = engine.run("config", "set", "--stack", stack, "meshlab:meshMtlsMode", "PERMISSIVE")
-    assert config.returncode == 0, output(config)
+def variant(engine: toolchain.Engine, stack: str, base: str, edits: dict[str, tuple[str, str]]) -> toolchain.Engine:
+    """The engine on a copy of the project with `edits`, and stack `stack` set up as a copy of `base`."""
+    project = toolchain.copy_project(engine.project.parent / stack, edits)
+    edited = replace(engine, project=project)
+    shutil.copyfile(project / f"Pulumi.{base}.yaml", project / f"Pulumi.{stack}.yaml")
+    edited.init_stack(stack)
+    return edited
 
+
+def refused_by(engine: toolchain.Engine, stack: str, config_of: str, policy: str) -> str:
+    """Preview `stack` with the pack and the policy config of stack `config_of`: it must fail, with a
+    mandatory violation of `policy`. Returns the output."""
     done = engine.run(
         "preview",
         "--stack",
@@ -55,19 +63,38 @@ def test_permissive_mtls_fails_the_preview_naming_the_mtls_policies(engine: tool
         "--policy-pack",
         "policy-pack",
         "--policy-pack-config",
-        "policy-pack/config/lab.json",
+        f"policy-pack/config/{config_of}.json",
     )
     text = done.stdout + done.stderr
     assert done.returncode != 0, output(done)
-    # Both mTLS policies are mandatory in config/lab.json; the mesh-wide PeerAuthentication breaks each.
-    assert "peer-authentication-strict" in text, output(done)
-    assert "mesh-mtls-strict" in text, output(done)
+    # The CLI's summary line: "- [mandatory] [severity: critical]  POLICY  (TYPE: NAME)".
+    assert re.search(rf"\[mandatory\](?: \[severity: \w+\])?\s+{re.escape(policy)}\s", text), output(done)
+    return text
 
 
-# Pod Security on a privileged test-app container: pending on issue 5. No program setting can make a
-# container of the stack privileged today (the test app is restricted by construction, and the one
-# privileged namespace, monitoring with node-exporter, holds only Helm-chart pods, which are not stack
-# resources), so there is nothing the real engine could be shown to reject yet.
+# Variants that must be refused on a first preview, when the Kubernetes objects' outputs are not known
+# yet: each by the policy that judges inputs.
+def test_a_permissive_mesh_is_refused_on_a_first_preview(engine: toolchain.Engine) -> None:
+    permissive = variant(engine, "lab-permissive", "lab", {})
+    config = permissive.run("config", "set", "--stack", "lab-permissive", "meshlab:meshMtlsMode", "PERMISSIVE")
+    assert config.returncode == 0, output(config)
+    text = refused_by(permissive, "lab-permissive", "lab", "peer-authentication-strict")
+    assert 'PeerAuthentication "istio-system/default" sets mtls.mode PERMISSIVE' in text
+
+
+def test_a_privileged_test_app_container_is_refused_on_a_first_preview(engine: toolchain.Engine) -> None:
+    edits = {"components/apps/web_test.py": ('"allowPrivilegeEscalation": False,', '"privileged": True,')}
+    privileged = variant(engine, "lab-privileged", "lab", edits)
+    text = refused_by(privileged, "lab-privileged", "lab", "pod-security-restricted")
+    assert 'restricted Pod Security (namespace "ns-test")' in text and "privileged" in text
+
+
+def test_an_unpinned_chart_is_refused_where_pinning_is_mandatory(engine: toolchain.Engine) -> None:
+    """prod makes helm-charts-pinned mandatory; a chart version range ("3.5" means 3.5.x) fails it."""
+    edits = {"config/versions.py": ('KYVERNO_CHART = "3.5.3"', 'KYVERNO_CHART = "3.5"')}
+    unpinned = variant(engine, "prod-unpinned", "prod", edits)
+    text = refused_by(unpinned, "prod-unpinned", "prod", "helm-charts-pinned")
+    assert 'chart "kyverno" version "3.5" is a range' in text
 
 
 # The offline plan against the real engine. Expected to match exactly but for engine_only(): the
@@ -76,8 +103,8 @@ def test_permissive_mtls_fails_the_preview_naming_the_mtls_policies(engine: tool
 # (so a Helm Release fetches no chart) nor its Construct: a kubernetes:yaml/v2:ConfigFile registers as
 # the one component the mocks see, without the children a configured provider would add (the
 # v3.274 engine's provider plugin code says so). The program creates no resource inside an apply, so
-# unknown values hide none. Not yet run against a full toolchain (versions.env): any other difference
-# is a finding to report, not to exclude.
+# unknown values hide none. With the full toolchain the two lists are equal both ways on every stack:
+# any other difference is a finding to report, not to exclude.
 def engine_only(type_: str, name: str) -> bool:
     """Resources the engine adds that a program under mocks never registers: the root Stack, and a
     default provider for each package used without an explicit provider (default_<version>)."""

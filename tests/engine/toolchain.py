@@ -13,6 +13,7 @@ import json
 import os
 import shutil
 import subprocess
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -79,8 +80,11 @@ def missing(directory: Path, names: tuple[str, ...]) -> list[str]:
     return lines
 
 
-def copy_project(dest: Path) -> Path:
-    """The program, its stack files and the policy pack, as git tracks them, with ./venv linked in."""
+def copy_project(dest: Path, edits: Mapping[str, tuple[str, str]] | None = None) -> Path:
+    """The program, its stack files and the policy pack, as git tracks them, with ./venv linked in.
+
+    `edits` maps a file to (old, new): a variant of the program with `old` replaced by `new` once, which
+    must occur exactly once (so a variant cannot silently stop applying when the code changes)."""
     files = (
         subprocess.run(
             ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
@@ -97,6 +101,12 @@ def copy_project(dest: Path) -> Path:
         target = dest / rel
         target.parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(REPO / rel, target)
+    for rel, (old, new) in (edits or {}).items():
+        path = dest / rel
+        source = path.read_text()
+        if source.count(old) != 1:
+            raise ValueError(f"{rel}: expected {old!r} exactly once, found it {source.count(old)} times")
+        path.write_text(source.replace(old, new))
     (dest / "venv").symlink_to(REPO / "venv")
     return dest
 
@@ -120,11 +130,9 @@ class Engine:
             PULUMI_SKIP_UPDATE_CHECK="true",
             PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION="true",
             PULUMI_SKIP_CONFIRMATIONS="true",
-            # The CLI finds the language host (and the host its -exec script) on PATH, next to itself.
-            # The project's venv comes next, as if activated: a current language host takes the venv
-            # from Pulumi.yaml's runtime options, but the host built here predates the CLI passing
-            # them (versions.env) and runs the first python3 on PATH.
-            PATH=os.pathsep.join([str(self.bin_dir), str(REPO / "venv" / "bin"), env.get("PATH", "")]),
+            # The CLI finds the language host on PATH; the host takes the virtualenv from Pulumi.yaml
+            # (and the policy pack's from PulumiPolicy.yaml), so no venv is activated here.
+            PATH=os.pathsep.join([str(self.bin_dir), env.get("PATH", "")]),
             NO_COLOR="1",
         )
         return env
