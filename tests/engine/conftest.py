@@ -15,6 +15,26 @@ import pytest
 from tests.engine import toolchain
 
 
+def pytest_sessionstart(session: pytest.Session) -> None:
+    """Say up front what the tier runs, so nobody takes the stand-ins for the real providers (a report
+    header would not show: the suite runs with -q)."""
+    reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+    if reporter is not None:
+        for line in _what_runs():
+            reporter.write_line(line)
+
+
+def _what_runs() -> list[str]:
+    versions = toolchain.read_versions()
+    standins = ", ".join(f"{p} {versions[f'{p.upper()}_PLUGIN_VERSION']}" for p in toolchain.STANDIN_PROVIDERS)
+    return [
+        f"engine tier: pulumi {versions['PULUMI_CLI_VERSION']} (real), meshlab's own Python language host, kubernetes "
+        f"{versions['KUBERNETES_PLUGIN_VERSION']} (real, built from {versions['KUBERNETES_MODULE_VERSION']})",
+        f"engine tier: STAND-IN providers (previews only, never deploy): {standins}",
+        f"engine tier: toolchain {toolchain.cache_dir()}",
+    ]
+
+
 @pytest.fixture(scope="session")
 def toolchain_dir() -> Path:
     directory = toolchain.cache_dir()

@@ -26,6 +26,7 @@ PASSPHRASE = "meshlab-engine-tests"  # the stack files hold no encrypted value; 
 CLI = "pulumi"
 LANGUAGE_HOST = "pulumi-language-python"
 PROVIDERS = ("kubernetes", "command", "random", "tls")
+STANDIN_PROVIDERS = ("command", "random", "tls")  # tests/engine/plugins/standin-provider
 ALL = (CLI, LANGUAGE_HOST, *(f"pulumi-resource-{p}" for p in PROVIDERS))
 
 
