@@ -1,17 +1,20 @@
 """Load settings from the running stack's Pulumi config, or from a `Pulumi.<stack>.yaml` file.
 
-Both paths go through `settings_from_config`, so the program and the tools accept and
-reject exactly the same input.
+Both paths go through `settings_from_config` with the same input: the strings the Pulumi language
+host hands the program. A stack file is read as the Pulumi CLI reads it (config/stack_yaml.py: its
+YAML, its key syntax, its checks of the types Pulumi.yaml declares), so the program and the tools
+accept and reject exactly the same input, and the offline plan is the engine's.
 """
 
 from __future__ import annotations
 
 import difflib
 import json
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, get_origin
 
 import pulumi
 import yaml
@@ -19,6 +22,7 @@ from pulumi.runtime import config as runtime_config
 from pydantic import SecretStr, ValidationError
 
 from config.settings import NAMESPACE, SECTIONS, Settings, config_key, field_sections
+from config.stack_yaml import GoTime, StackDocument, UnsupportedValueError, go_print, load_stack_document, wire_value
 from config.validation import Problem, SettingsError, validate
 
 # Stands in for a value that is encrypted in the stack file (tools cannot decrypt it).
@@ -30,34 +34,176 @@ SECRET_KEYS = frozenset(
     for name, info in model.model_fields.items()
     if info.annotation is SecretStr
 )
+# Config namespaces something reads: the project's own, the engine's (pulumi:tags, ...), and those of
+# the provider packages the program uses (requirements.txt pins pulumi-<name> for each). A key in any
+# other namespace is passed through by the CLI and read by nothing: a typo such as `meshlb:`.
+CONFIG_NAMESPACES = (NAMESPACE, "pulumi", "kubernetes", "command", "random", "tls")
+_CLI_KEY_FORM = "(configuration keys should be of the form `<namespace>:<name>`)"
 
 
 @dataclass(frozen=True)
 class StackConfig:
-    """A stack's raw config: every key (any namespace) and which of them are secret."""
+    """A stack's raw config as the program receives it: every key (any namespace), which of them are
+    secret, and what the Pulumi CLI would refuse in the stack file it came from."""
 
     values: dict[str, Any]
     secret_keys: frozenset[str] = field(default_factory=frozenset)
+    problems: tuple[Problem, ...] = ()
+
+
+def declared_types() -> dict[str, str]:
+    """The type Pulumi.yaml declares for each key, in the CLI's words (tools/project_file.py writes them)."""
+    types = {}
+    for model in SECTIONS.values():
+        for name, info in model.model_fields.items():
+            annotation = info.annotation
+            if get_origin(annotation) is list:
+                types[config_key(name)] = "array<string>"
+            elif annotation is bool:
+                types[config_key(name)] = "boolean"
+            else:
+                types[config_key(name)] = "integer" if annotation is int else "string"
+    return types
+
+
+def _cli_key(key: Any) -> str | None:
+    """The config key the CLI makes of a stack-file key, or None where it refuses the file."""
+    if not isinstance(key, str):
+        return None
+    parts = key.split(":")
+    if len(parts) == 1:  # a bare key belongs to the project
+        return f"{NAMESPACE}:{key}"
+    if len(parts) == 2:
+        return key
+    if len(parts) == 3 and parts[1] == "config" and parts[0] and parts[2]:  # the old `ns:config:name`
+        return f"{parts[0]}:{parts[2]}"
+    return None
+
+
+def _has_secure(value: Any) -> bool:
+    if isinstance(value, dict):
+        return set(value) == {"secure"} or any(_has_secure(item) for item in value.values())
+    return isinstance(value, list) and any(_has_secure(item) for item in value)
+
+
+_INTEGER = re.compile(r"^[+-]?[0-9]+$")
+_YAML_11_BOOLEANS = {"y", "yes", "n", "no", "on", "off"}
+
+
+def _declared_type_refuses(type_name: str, value: Any, wire: str) -> bool:
+    """Whether the CLI refuses `value` for a key Pulumi.yaml declares `type_name` (ValidateConfigValue)."""
+    structured = isinstance(value, dict | list)
+    if type_name == "array<string>":
+        return not isinstance(value, list) or not all(isinstance(item, str | GoTime) for item in value)
+    if structured:
+        return True
+    if type_name == "integer":
+        return not _INTEGER.match(wire) or not -(2**63) <= int(wire) < 2**63
+    if type_name == "boolean":
+        return wire not in ("true", "false")
+    return False
+
+
+def _type_problem(stack: str, key: str, value: Any, wire: str, type_name: str) -> Problem:
+    words = f"Stack '{stack}' with configuration key '{key}' must be of type '{type_name}'"
+    hint = ""
+    if type_name == "boolean":
+        hint = "; write true or false"
+        if isinstance(value, str) and value.lower() in _YAML_11_BOOLEANS:
+            hint += f" ({value} is a string in YAML 1.2, as the CLI reads it)"
+    return Problem(
+        key, wire, f'Pulumi.yaml declares it {type_name}: the Pulumi CLI refuses the stack ("{words}"){hint}'
+    )
+
+
+def _stack_name(path: Path) -> str:
+    name = path.name
+    return name[len("Pulumi.") : -len(".yaml")] if name.startswith("Pulumi.") and name.endswith(".yaml") else path.stem
+
+
+def _file_problem(path: Path, message: str) -> SettingsError:
+    return SettingsError([Problem("(file)", str(path), message)], str(path))
 
 
 def read_stack_file(path: Path) -> StackConfig:
-    """Read `Pulumi.<stack>.yaml`; encrypted values become a placeholder marked secret."""
+    """Read `Pulumi.<stack>.yaml` as the Pulumi CLI does; encrypted values become a placeholder marked secret.
+
+    What the CLI would refuse (a key given twice, a key it cannot parse, a value of the wrong declared
+    type) comes back in `problems`, which `settings_from_config` reports with everything else."""
     try:
-        document = yaml.safe_load(path.read_text()) or {}
+        document = load_stack_document(path.read_text())
     except (OSError, yaml.YAMLError) as error:
-        raise SettingsError([Problem("(file)", str(path), f"cannot read the stack file: {error}")], str(path)) from None
-    raw = document.get("config") or {}
-    if not isinstance(raw, dict):
-        raise SettingsError([Problem("config", raw, "the stack file's config must be a mapping")], str(path))
+        raise _file_problem(path, f"cannot read the stack file: {error}") from None
+    if not document.config_is_mapping:
+        raise SettingsError(
+            [Problem("config", "(not a mapping)", "the stack file's config must be a mapping")], str(path)
+        )
+    return _stack_config(document, _stack_name(path))
+
+
+def _stack_config(document: StackDocument, stack: str) -> StackConfig:
     values: dict[str, Any] = {}
     secrets: set[str] = set()
-    for key, value in raw.items():
-        if isinstance(value, dict) and set(value) == {"secure"}:
+    problems: list[Problem] = []
+    keys: dict[int, str] = {}
+    spelled: dict[str, tuple[str, int]] = {}
+    types = declared_types()
+    # The CLI stops at a duplicate key: it never gets to check the type of what it could not decode.
+    undecoded = {index for index, _ in document.duplicates}
+    for index, entry in enumerate(document.entries):
+        key = _cli_key(entry.key)
+        written = entry.key if isinstance(entry.key, str) else go_print(entry.key)
+        if key is None:
+            problems.append(
+                Problem(
+                    written,
+                    _shown(entry.value),
+                    f"the Pulumi CLI refuses the whole file: could not parse {written} as a configuration key "
+                    f"{_CLI_KEY_FORM}",
+                )
+            )
+            continue
+        keys[index] = key
+        if _has_secure(entry.value):
             values[key] = SECRET_PLACEHOLDER
             secrets.add(key)
         else:
-            values[key] = value
-    return StackConfig(values, frozenset(secrets))
+            try:
+                wire = wire_value(entry.value)
+            except UnsupportedValueError as error:
+                problems.append(Problem(key, _shown(entry.value), f"the Pulumi CLI refuses the whole file: {error}"))
+                continue
+            values[key] = wire
+            secrets.discard(key)
+            if key in types and index not in undecoded and _declared_type_refuses(types[key], entry.value, wire):
+                problems.append(_type_problem(stack, key, entry.value, wire, types[key]))
+        if key in spelled and spelled[key][0] != written:
+            first, line = spelled[key]
+            problems.append(
+                Problem(
+                    key,
+                    _display(key, values[key], frozenset(secrets)),
+                    f"set twice, as {first} (line {line}) and as {written} (line {entry.line}): the Pulumi CLI reads "
+                    "both as this key and silently keeps the last; keep one",
+                )
+            )
+        spelled[key] = (written, entry.line)
+    for at, duplicate in document.duplicates:
+        where = (keys.get(at) or duplicate.key) if at is not None else "(file)"
+        shown = _display(where, values.get(where, "(unset)"), frozenset(secrets))
+        refusal = f"the Pulumi CLI refuses the whole file: yaml: unmarshal errors: {duplicate}"
+        problems.append(Problem(where, shown, f"given more than once: {refusal}"))
+    return StackConfig(values, frozenset(secrets), tuple(problems))
+
+
+def _shown(value: Any) -> str:
+    """A stack-file value as the problem list shows it (the CLI's text of it; never a secret)."""
+    if _has_secure(value):
+        return SECRET_PLACEHOLDER
+    try:
+        return wire_value(value)
+    except UnsupportedValueError:
+        return go_print(value) if not isinstance(value, dict | list) else str(value)
 
 
 def runtime_stack_config() -> StackConfig:
@@ -69,7 +215,7 @@ def runtime_stack_config() -> StackConfig:
 
 
 def _coerce(value: Any) -> Any:
-    # The language host passes arrays and objects as JSON text; stack files give native YAML.
+    # The language host passes arrays and objects as JSON text (and read_stack_file does the same).
     if isinstance(value, str) and value.strip().startswith(("[", "{")):
         try:
             return json.loads(value)
@@ -97,8 +243,10 @@ def _problems_from_validation(
         if item["type"] == "missing":
             message = "required setting is missing from the stack config"
             value: Any = "(unset)"
+        elif suffix:  # one entry of a list: quote that entry, not the whole list
+            value = _display(key, item.get("input"), secret_keys)
         else:
-            value = _display(key, raw.get(key, item.get("input")), secret_keys)
+            value = _display(key, _coerce(raw.get(key, item.get("input"))), secret_keys)
         problems.append(Problem(key + suffix, value, message))
     return problems
 
@@ -133,12 +281,46 @@ def _canonical_keys(values: Mapping[str, Any]) -> tuple[dict[str, Any], list[Pro
     return result, problems
 
 
+def _split(key: str) -> tuple[str, str]:
+    """(namespace, name) of a config key; a key without a colon has no namespace."""
+    namespace, colon, name = key.partition(":")
+    return (namespace, name) if colon else ("", key)
+
+
+def _nearest_key(key: str, owners: Mapping[str, str]) -> str | None:
+    """The known key a key in an unknown namespace most likely meant."""
+    namespace, name = _split(key)
+    namespaces = difflib.get_close_matches(namespace.lower(), CONFIG_NAMESPACES, n=1, cutoff=0.5)
+    if name in owners or not namespaces or namespaces[0] == NAMESPACE:
+        guess = name if name in owners else next(iter(difflib.get_close_matches(name, owners, n=1)), None)
+        if guess:
+            return f"{NAMESPACE}:{guess}"
+    return f"{namespaces[0]}:{name}" if namespaces else None
+
+
+def _unknown_namespace(key: str, value: Any, owners: Mapping[str, str], secret_keys: frozenset[str]) -> Problem:
+    namespace = _split(key)[0]
+    nearest = _nearest_key(key, owners)
+    hint = f"; did you mean {nearest}?" if nearest else ""
+    read = ", ".join(f"{known}:" for known in CONFIG_NAMESPACES)
+    return Problem(
+        key,
+        _display(key, value, secret_keys),
+        f"nothing reads the config namespace {namespace!r} (only {read}), so this key would be ignored{hint}",
+    )
+
+
 def settings_from_config(config: StackConfig, source: str = "stack config") -> Settings:
     """Parse and validate `meshlab:*` keys; raise SettingsError listing every problem."""
     owners = field_sections()
-    ours, problems = _canonical_keys(
+    problems = list(config.problems)
+    for key, value in sorted(config.values.items()):
+        if _split(key)[0] not in CONFIG_NAMESPACES:
+            problems.append(_unknown_namespace(key, value, owners, config.secret_keys))
+    ours, canonical_problems = _canonical_keys(
         {key: value for key, value in config.values.items() if key.startswith(f"{NAMESPACE}:")}
     )
+    problems.extend(canonical_problems)
     sections: dict[str, dict[str, Any]] = {name: {} for name in SECTIONS}
 
     for key, value in sorted(ours.items()):
@@ -154,10 +336,13 @@ def settings_from_config(config: StackConfig, source: str = "stack config") -> S
             )
         sections[owners[name]][name] = _coerce(value)
 
+    # A key the stack file already fails on (as the CLI would) is not reported a second time.
+    reported = {problem.key for problem in config.problems}
     try:
         settings = Settings.model_validate(sections)
     except ValidationError as error:
-        problems.extend(_problems_from_validation(error, ours, config.secret_keys))
+        found = _problems_from_validation(error, ours, config.secret_keys)
+        problems.extend(p for p in found if p.key.split("[", 1)[0] not in reported)
         raise SettingsError(problems, source) from None
     problems.extend(validate(settings))
     if problems:

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from ipaddress import IPv4Address, IPv4Network
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, SecretStr
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, SecretStr, ValidationInfo, field_validator
 from pydantic.alias_generators import to_camel
 
 from config import versions
@@ -35,6 +35,8 @@ MINIMUM_RESOURCES: dict[str, dict[str, int]] = {
     "agent": {"cpus": 2, "memory_mib": 2048, "disk_gib": 20},
 }
 ETCD_SERVER_COUNTS = (1, 3, 5, 7)
+# Cilium operator replicas when the stack does not say: two for failover, fewer on fewer nodes.
+DEFAULT_OPERATOR_REPLICAS = 2
 
 # Marks a setting that `tools.promote` copies from one stack to the next (lab -> staging -> prod):
 # versions and component behaviour. Everything else is the environment's own (addresses, node
@@ -58,14 +60,14 @@ def _parse_node(role: Literal["server", "agent"]) -> Any:
         if isinstance(item, NodeSpec):
             return item
         if not isinstance(item, str) or item.count("=") != 1:
-            raise ValueError(f"{item!r} is not of the form NAME=IP (e.g. master1=192.168.56.11)")
+            raise ValueError("not of the form NAME=IP (e.g. master1=192.168.56.11)")
         name, _, address = (part.strip() for part in item.partition("="))
         if not _HOSTNAME.match(name):
-            raise ValueError(f"{item!r}: {name!r} is not a valid hostname (lowercase letters, digits, '-')")
+            raise ValueError(f"{name!r} is not a valid hostname (lowercase letters, digits, '-')")
         try:
             ip = IPv4Address(address)
         except ValueError:
-            raise ValueError(f"{item!r}: {address!r} is not an IPv4 address") from None
+            raise ValueError(f"{address!r} is not an IPv4 address") from None
         return NodeSpec(name=name, ip=ip, role=role)
 
     return parse
@@ -79,6 +81,7 @@ Servers = list[Annotated[NodeSpec, BeforeValidator(_parse_node("server"))]]
 Agents = list[Annotated[NodeSpec, BeforeValidator(_parse_node("agent"))]]
 OptionalAddress = Annotated[IPv4Address | None, BeforeValidator(_empty_is_none)]
 OptionalNetwork = Annotated[IPv4Network | None, BeforeValidator(_empty_is_none)]
+OptionalCount = Annotated[int | None, BeforeValidator(_empty_is_none)]
 
 
 @dataclass(frozen=True)
@@ -211,8 +214,11 @@ class ClusterSettings(_Section):
     hubble_enabled: bool = Field(
         json_schema_extra=PROMOTABLE, default=True, description="Hubble flow visibility, with its relay and UI."
     )
-    cilium_operator_replicas: int = Field(
-        json_schema_extra=PROMOTABLE, default=2, description="Cilium operator replicas (at most one per node)."
+    cilium_operator_replicas: OptionalCount = Field(
+        json_schema_extra=PROMOTABLE,
+        default=None,
+        description=f"Cilium operator replicas (at most one per node); empty means {DEFAULT_OPERATOR_REPLICAS}, "
+        "or 1 on a one-node cluster.",
     )
     nfs_export_path: str = Field(
         json_schema_extra=PROMOTABLE,
@@ -348,6 +354,16 @@ class Settings(BaseModel):
     mesh: MeshSettings
     platform: PlatformSettings
     apps: AppSettings
+
+    @field_validator("cluster")
+    @classmethod
+    def _operator_replicas_from_topology(cls, cluster: ClusterSettings, info: ValidationInfo) -> ClusterSettings:
+        """An unset operator count follows the topology: a replica never shares a node with another."""
+        topology = info.data.get("topology")
+        if cluster.cilium_operator_replicas is not None or not isinstance(topology, TopologySettings):
+            return cluster
+        replicas = max(1, min(DEFAULT_OPERATOR_REPLICAS, len(topology.nodes)))
+        return cluster.model_copy(update={"cilium_operator_replicas": replicas})
 
 
 SECTIONS: dict[str, type[_Section]] = {

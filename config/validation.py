@@ -74,19 +74,28 @@ def _node_value(node: NodeSpec) -> str:
     return f"{node.name}={node.ip}"
 
 
+def counted(count: int, noun: str) -> str:
+    """`1 server`, `3 servers`: a count and its noun in agreement."""
+    return f"{count} {noun}" if count == 1 else f"{count} {noun}s"
+
+
+def _article(noun: str) -> str:
+    return f"an {noun}" if noun[:1] in "aeiou" else f"a {noun}"
+
+
 def check_topology(topology: TopologySettings) -> Iterator[Problem]:
     servers = topology.servers
     server_names = ", ".join(node.name for node in servers) or "none"
     if len(servers) not in ETCD_SERVER_COUNTS:
         yield Problem(
             config_key("servers"),
-            f"{len(servers)} servers ({server_names})",
+            f"{counted(len(servers), 'server')} ({server_names})",
             "the server count must be odd (1, 3, 5 or 7) so etcd keeps quorum",
         )
     if topology.require_ha and len(servers) < 3:
         yield Problem(
             config_key("servers"),
-            f"{len(servers)} servers ({server_names})",
+            f"{counted(len(servers), 'server')} ({server_names})",
             "this stack sets meshlab:requireHa, which needs at least 3 servers",
         )
 
@@ -114,7 +123,7 @@ def check_topology(topology: TopologySettings) -> Iterator[Problem]:
             value = getattr(topology, field)
             if value < minimum:
                 unit = {"cpus": "vCPUs", "memory_mib": "MiB", "disk_gib": "GiB"}[resource]
-                yield Problem(config_key(field), value, f"a {role} needs at least {minimum} {unit}")
+                yield Problem(config_key(field), value, f"{_article(role)} needs at least {minimum} {unit}")
 
 
 def _check_inside(key: str, value: Any, address: IPv4Address, subnet: IPv4Network) -> Iterator[Problem]:
@@ -226,10 +235,12 @@ def check_cluster(cluster: ClusterSettings, network: NetworkSettings, topology: 
     if cluster.etcd_snapshot_retention < 1:
         yield Problem(config_key("etcd_snapshot_retention"), cluster.etcd_snapshot_retention, "keep at least 1")
     node_count = len(topology.nodes)
-    if not 1 <= cluster.cilium_operator_replicas <= node_count:
+    replicas = cluster.cilium_operator_replicas
+    # Unset, the count follows the topology (Settings); with no nodes at all the topology is what to fix.
+    if replicas is not None and node_count and not 1 <= replicas <= node_count:
         yield Problem(
             config_key("cilium_operator_replicas"),
-            cluster.cilium_operator_replicas,
+            replicas,
             f"must be between 1 and the node count ({node_count}): replicas never share a node",
         )
     if not _EXPORT_PATH.match(cluster.nfs_export_path):
@@ -244,7 +255,8 @@ def check_cluster(cluster: ClusterSettings, network: NetworkSettings, topology: 
         yield Problem(
             config_key("nfs_allowed_cidr"),
             allowed,
-            f"nodes {', '.join(outside)} could not mount the export; include every node IP",
+            f"{'node' if len(outside) == 1 else 'nodes'} {', '.join(outside)} could not mount the export; "
+            "include every node IP",
         )
     if cluster.node_ready_timeout_seconds < MINIMUM_READY_TIMEOUT_SECONDS:
         yield Problem(
