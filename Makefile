@@ -12,8 +12,8 @@ export PULUMI_BACKEND_URL ?= file://$(MESHLAB_STATE)
 POLICY_CONFIG := $(wildcard policy-pack/config/$(STACK).json)
 POLICY := --policy-pack policy-pack $(if $(POLICY_CONFIG),--policy-pack-config $(POLICY_CONFIG))
 
-.PHONY: venv test lint plan up preview destroy bench project-file cloud-init-validator clean engine test-engine \
-	test-plugins
+.PHONY: venv test lint plan up preview destroy bench project-file cloud-init-validator reference clean engine \
+	test-engine test-plugins
 
 venv: $(VENV)/.installed
 
@@ -24,6 +24,11 @@ $(VENV)/.installed: requirements.txt requirements-dev.txt
 
 cloud-init-validator:
 	tools/fetch_cloud_init.sh .cache/cloud-init
+
+# The upstream files the tests check against, for a clone without ../shared/reference beside it:
+# downloaded into .cache/reference and verified against tools/reference.manifest (SHA-256).
+reference:
+	$(PYTHON) tools/fetch_reference.py
 
 lint: venv
 	$(BIN)/ruff check .
@@ -66,15 +71,19 @@ define require_pulumi
 	@pulumi stack select --create "$(STACK)" >/dev/null
 endef
 
-up: venv
+# Python, the Pulumi CLI and (up, destroy) the hypervisor's tool, checked before the venv is built.
+prerequisites-%:
+	@PYTHON="$(PYTHON)" bash tools/prerequisites.sh "$*" "Pulumi.$(STACK).yaml"
+
+up: prerequisites-up venv
 	$(require_pulumi)
 	pulumi up --stack "$(STACK)" $(POLICY)
 
-preview: venv
+preview: prerequisites-preview venv
 	$(require_pulumi)
 	pulumi preview --stack "$(STACK)" $(POLICY)
 
-destroy: venv
+destroy: prerequisites-destroy venv
 	$(require_pulumi)
 	pulumi destroy --stack "$(STACK)"
 

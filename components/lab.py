@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 import pulumi
 
 from components.apps.demos import AmbientDemo, L7RoutingDemo, PrincipalDemo, extra_rules
+from components.apps.web_test import NAMESPACE as APP_NAMESPACE
 from components.apps.web_test import WebTest
 from components.cluster.rke2_cluster import ClusterAccess, Rke2Cluster
 from components.hosts.lab_hosts import HostsOutput, LabHosts
@@ -21,6 +22,7 @@ from components.network.gateway_api import GatewayApiCrds
 from components.network.ingress import IngressGateway
 from components.network.metallb import MetalLb
 from components.observability.grafana import Grafana
+from components.observability.hubble import NAMESPACE as HUBBLE_NAMESPACE
 from components.observability.hubble import HubbleUi
 from components.observability.kiali import Kiali
 from components.observability.prometheus import Prometheus
@@ -90,13 +92,20 @@ def build_lab(settings: Settings, stack: str) -> Lab:
     )
     if phase >= 3:
         metallb = MetalLb("metallb", access=cluster, namespace=namespaces[METALLB_SYSTEM], settings=settings)
-        lab.ingress = IngressGateway("ingress", access=cluster, mesh=mesh, metallb=metallb, settings=settings)
+        lab.ingress = IngressGateway(
+            "ingress",
+            access=cluster,
+            mesh=mesh,
+            metallb=metallb,
+            route_namespaces=route_namespaces(settings),
+            settings=settings,
+        )
     waypoint_hardening: list[pulumi.Resource] = []
     if phase >= 4:
         lab.storage = NfsProvisioner(
             "nfs-provisioner", access=cluster, namespace=namespaces[NFS_PROVISIONER], settings=settings
         )
-        kyverno = Kyverno("kyverno", access=cluster, namespace=namespaces[KYVERNO])
+        kyverno = Kyverno("kyverno", access=cluster, namespace=namespaces[KYVERNO], settings=settings)
         waypoint_hardening.append(kyverno.waypoint_policy)
         _observability(lab, settings, namespaces, mesh)
 
@@ -113,6 +122,16 @@ def build_lab(settings: Settings, stack: str) -> Lab:
         lab.urls["testApp"] = app.url
     _demos(settings, cluster, mesh, app)
     return lab
+
+
+def route_namespaces(settings: Settings) -> list[str]:
+    """Where this phase puts routes on the ingress: the test app's, then Grafana's, Kiali's and Hubble UI's."""
+    namespaces = [APP_NAMESPACE]
+    if settings.apps.rollout_phase >= 4:
+        namespaces += [MONITORING, ISTIO_SYSTEM]
+        if settings.cluster.hubble_enabled:
+            namespaces.append(HUBBLE_NAMESPACE)
+    return namespaces
 
 
 def _observability(lab: Lab, settings: Settings, namespaces: Namespaces, mesh: IstioAmbient) -> None:
@@ -137,6 +156,7 @@ def _observability(lab: Lab, settings: Settings, namespaces: Namespaces, mesh: I
         ingress=lab.ingress,
         prometheus_url=prometheus.url,
         grafana_url=lab.grafana.service_url,
+        grafana_password=lab.grafana.admin_password,
         settings=settings,
         depends_on=[mesh.istiod, prometheus.release],
     )

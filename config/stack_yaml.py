@@ -280,6 +280,11 @@ def load_stack_document(text: str) -> StackDocument:
         loader.dispose()
 
 
+def config_values(text: str) -> dict[Any, Any]:
+    """A stack file's config mapping, its values read as the CLI reads them (`off` is a string)."""
+    return {entry.key: entry.value for entry in load_stack_document(text).entries}
+
+
 # --- the strings the language host hands the program --------------------------------------------
 
 

@@ -68,6 +68,11 @@ class GrafanaDashboard:
 
 # Istio publishes one revision per release; 259 is the newest publicly pinned one before 1.27
 # (1.26.1). Cilium's 1.12-era dashboards have a single revision.
+# The ztunnel dashboard (Istio's id 21306, published since 1.22) is pinned to revision 1, its first
+# upload: the only revision known to exist without reaching grafana.com (every dashboard there has a
+# revision 1), and the chart's download script fails the Grafana pod on a missing one. Which later
+# revision matches Istio 1.27 was NOT verified offline: read
+# https://grafana.com/api/dashboards/21306/revisions and raise the pin.
 GRAFANA_DASHBOARDS: dict[str, dict[str, GrafanaDashboard]] = {
     "istio": {
         "istio-mesh": GrafanaDashboard(7639, 259, "Istio Mesh Dashboard"),
@@ -75,6 +80,7 @@ GRAFANA_DASHBOARDS: dict[str, dict[str, GrafanaDashboard]] = {
         "istio-workload": GrafanaDashboard(7630, 259, "Istio Workload Dashboard"),
         "istio-performance": GrafanaDashboard(11829, 259, "Istio Performance Dashboard"),
         "istio-control-plane": GrafanaDashboard(7645, 259, "Istio Control Plane Dashboard"),
+        "istio-ztunnel": GrafanaDashboard(21306, 1, "Istio Ztunnel Dashboard"),
     },
     "cilium": {
         "cilium-agent": GrafanaDashboard(16611, 1, "Cilium Agent Metrics"),

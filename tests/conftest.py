@@ -16,7 +16,6 @@ from typing import Any
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-SHARED = ROOT.parent / "shared"
 CLOUD_INIT_SITE = ROOT / ".cache" / "cloud-init" / "usr" / "lib" / "python3" / "dist-packages"
 STACKS = ("lab", "staging", "prod")
 
@@ -29,7 +28,55 @@ for path in (ROOT, ROOT / "policy-pack"):
         sys.path.insert(0, str(path))
 
 from config.loader import StackConfig, read_stack_file  # noqa: E402
+from tools import fetch_reference  # noqa: E402
 from tools.render import Registration, Rendering, render, stack_file, with_overrides  # noqa: E402
+
+# The upstream files many tests check rendered documents against: chart values and schemas, CRDs and
+# the Pod Security admission plugin's test pods (a typo in a Helm value or a CRD field passes every
+# other test). In the meshlab environment they are ../shared/reference, beside this clone. Elsewhere
+# `make reference` downloads the same files, pinned by SHA-256 in tools/reference.manifest, into
+# .cache/reference. When neither is there, a run that needs them stops with one message naming both.
+_FOUND_REFERENCE = fetch_reference.reference_folder()
+REFERENCE = _FOUND_REFERENCE or fetch_reference.SHARED
+SHARED = REFERENCE.parent  # tests name SHARED / "reference"
+
+
+def _uses_reference(module: object) -> bool:
+    """Whether a test module reads the reference data (a path inside it, or a tests.kube_reference helper)."""
+    for value in vars(module).values():
+        if isinstance(value, Path) and (value == SHARED or REFERENCE in (value, *value.parents)):
+            return True
+        if "tests.kube_reference" in (getattr(value, "__module__", None), getattr(value, "__name__", None)):
+            return True
+    return False
+
+
+def _missing_reference_message(modules: list[str]) -> str:
+    cache = fetch_reference.CACHE
+    stale = " (incomplete, or older than tools/reference.manifest)" if cache.is_dir() else ""
+    return "\n".join(
+        [
+            f"the reference data that {', '.join(modules)} check against is missing. It is read from:",
+            f"  {fetch_reference.SHARED}: the shared folder beside this clone in the meshlab environment, or",
+            f"  {cache}{stale}: the pinned upstream files `make reference` downloads (internet needed).",
+            "Run `make reference`, or deselect those tests.",
+        ]
+    )
+
+
+def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config, items: list[pytest.Item]) -> None:
+    if _FOUND_REFERENCE is not None:
+        return
+    modules = sorted(
+        {
+            str(item.path.relative_to(ROOT))
+            for item in items
+            if isinstance(item, pytest.Function) and _uses_reference(item.module)
+        }
+    )
+    if modules:
+        raise pytest.UsageError(_missing_reference_message(modules))
+
 
 # Registrations per stack that are not per-node:
 # - hosts: LabHosts, the SSH key, and the preflight, network and image components with one command each;
@@ -39,10 +86,10 @@ from tools.render import Registration, Rendering, render, stack_file, with_overr
 #   API CRDs (2), MetalLB with its webhook wait (5), Istio (6), the ingress (2), the NFS provisioner (2),
 #   Kyverno with its webhook wait (4);
 # - observability: Prometheus (2), Grafana with its password, admin Secret and route (5), Kiali with
-#   its route (3), and the Hubble UI's route and NetworkPolicy (3);
+#   its Grafana password Secret and route (4), and the Hubble UI's route and NetworkPolicy (3);
 # - the test app: WebTest, its namespace and ServiceAccount patch, PeerAuthentication, Deployment,
 #   Service, waypoint, AuthorizationPolicy, NetworkPolicy, Cilium egress and probe policies, route (12).
-FIXED_RESOURCES = 8 + 7 + 11 + 2 + 5 + 6 + 2 + 2 + 4 + 2 + 5 + 3 + 3 + 12
+FIXED_RESOURCES = 8 + 7 + 11 + 2 + 5 + 6 + 2 + 2 + 4 + 2 + 5 + 4 + 3 + 12
 # The plugged-in mesh CA: its component, root key and certificate, intermediate key, request and
 # certificate, and the cacerts Secret.
 PLUGGED_CA_RESOURCES = 7

@@ -1,4 +1,7 @@
-"""Helpers that check generated Kubernetes documents and Helm values against ../shared/reference.
+"""Helpers that check generated Kubernetes documents and Helm values against the reference data.
+
+That is ../shared/reference in the meshlab environment, else the pinned copy `make reference` downloads
+into .cache/reference (tests/conftest.py says which, and stops a run that has neither).
 
 Helm ignores unknown values silently and the API server prunes unknown fields, so a typo in
 either would pass every other test; these checks read the upstream files instead.

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from ipaddress import ip_address, ip_network
 from typing import Any
 
 import kubernetes_validate
@@ -82,9 +83,33 @@ def test_allowed_requests_come_from_settings(render_with):
     assert rule["to"][0]["operation"] == {"methods": ["GET", "HEAD"], "paths": ["/", "/static/*"]}
 
 
-def test_service_sends_ingress_through_the_waypoint_and_keeps_the_seeds_nodeport(lab):
+INGRESS_USE_WAYPOINT = "istio.io/ingress-use-waypoint"
+
+
+def ingress_uses_waypoint(service: Registration, namespace: Registration) -> bool:
+    """Istio 1.27: the Service's label, else its namespace's (lab-spec §5.2, "the Service label wins")."""
+    labels = service.inputs["metadata"].get("labels", {})
+    value: str | None = labels.get(
+        INGRESS_USE_WAYPOINT, namespace.inputs["metadata"]["labels"].get(INGRESS_USE_WAYPOINT)
+    )
+    return value == "true"
+
+
+def test_ingress_goes_through_the_waypoint_for_every_service_in_ns_test(lab, render_with):
+    """Set on the namespace, so a Service added later (the L7 demo's v2) cannot skip the L7 policy."""
+    for rendering in (lab, render_with({"meshlab:demoL7Routing": True})):
+        namespace = app_objects(rendering)[f"Namespace/{NS}"]
+        assert namespace.inputs["metadata"]["labels"][INGRESS_USE_WAYPOINT] == "true"
+        services = [
+            r for r in rendering.of_type("kubernetes:core/v1:Service") if r.inputs["metadata"]["namespace"] == NS
+        ]
+        assert len(services) == (2 if rendering is not lab else 1)
+        for service in services:
+            assert ingress_uses_waypoint(service, namespace), service.name
+
+
+def test_service_keeps_the_seeds_nodeport(lab):
     service = app_objects(lab)["Service/web-test-service"].inputs
-    assert service["metadata"]["labels"]["istio.io/ingress-use-waypoint"] == "true"
     [port] = service["spec"]["ports"]
     assert (port["port"], port["targetPort"], port["nodePort"]) == (80, 8080, 30000)
     assert service["spec"]["type"] == "NodePort"
@@ -104,20 +129,70 @@ def test_route_publishes_the_app_on_the_ingress(lab):
     assert route.inputs["metadata"]["namespace"] == NS
 
 
-def test_network_policy_admits_only_hbone_from_the_mesh_and_probes(lab):
+def _matches(selector: dict[str, Any] | None, labels: dict[str, str]) -> bool:
+    return selector is not None and all(labels.get(k) == v for k, v in selector.get("matchLabels", {}).items())
+
+
+def admitted(spec: dict[str, Any], *, namespace: str, pod: dict[str, str], port: int, ip: str = "") -> bool:
+    """Whether a NetworkPolicy in ns-test admits a connection from a pod (or, with `ip`, a bare address)."""
+    namespace_labels = {"kubernetes.io/metadata.name": namespace}
+    for rule in spec["ingress"]:
+        if rule.get("ports") and port not in {p["port"] for p in rule["ports"]}:
+            continue
+        for peer in rule.get("from", []):
+            if "ipBlock" in peer:
+                if ip and ip_address(ip) in ip_network(peer["ipBlock"]["cidr"]):
+                    return True
+                continue
+            # A podSelector alone selects pods of the policy's own namespace.
+            in_namespace = (
+                _matches(peer["namespaceSelector"], namespace_labels)
+                if "namespaceSelector" in peer
+                else namespace == NS
+            )
+            if not ip and in_namespace and ("podSelector" not in peer or _matches(peer["podSelector"], pod)):
+                return True
+    return False
+
+
+WAYPOINT_POD = {"gateway.networking.k8s.io/gateway-name": "waypoint"}
+INGRESS_POD = {"gateway.networking.k8s.io/gateway-name": "ingress"}
+
+
+def test_network_policy_admits_hbone_only_from_the_waypoint_and_probes(lab):
     spec = spec_of(app_objects(lab), "NetworkPolicy/web-test-mesh-only")
     assert spec["policyTypes"] == ["Ingress"]
-    waypoint, gateway, probes = spec["ingress"]
-    assert waypoint["from"] == [
-        {"podSelector": {"matchLabels": {"gateway.networking.k8s.io/gateway-name": "waypoint"}}}
-    ]
-    assert waypoint["ports"] == gateway["ports"] == [{"protocol": "TCP", "port": 15008}]
-    [peer] = gateway["from"]
-    assert peer["namespaceSelector"]["matchLabels"] == {"kubernetes.io/metadata.name": "istio-system"}
-    assert peer["podSelector"]["matchLabels"] == {"gateway.networking.k8s.io/gateway-name": "ingress"}
-    assert probes == {"from": [{"ipBlock": {"cidr": "169.254.7.127/32"}}]}
+    assert spec["podSelector"] == {"matchLabels": {"app": "web-test"}}  # v1 and the L7 demo's v2
+    assert admitted(spec, namespace=NS, pod=WAYPOINT_POD, port=15008)
+    # The ingress gateway reaches the app through the waypoint only: a direct path would skip L7 policy.
+    assert not admitted(spec, namespace="istio-system", pod=INGRESS_POD, port=15008)
+    # Other meshed clients (by pod IP, past the waypoint) and the waypoint on other ports are refused.
+    assert not admitted(spec, namespace=NS, pod={"app": "api-client"}, port=15008)
+    assert not admitted(spec, namespace=NS, pod=WAYPOINT_POD, port=8080)
+    # Kubelet probes, SNATed by ambient.
+    assert admitted(spec, namespace="", pod={}, port=8080, ip="169.254.7.127")
     # Nothing admits 8080 directly: NodePort and pod-IP access from outside the mesh are dropped.
+    assert not admitted(spec, namespace="", pod={}, port=8080, ip="192.168.56.1")
     assert all(port["port"] != 8080 for rule in spec["ingress"] for port in rule.get("ports", []))
+
+
+def test_the_network_policy_model_sees_the_direct_ingress_path():
+    """Guards the test above: a rule for the ingress gateway's pods is what admits them."""
+    spec = {
+        "ingress": [
+            {
+                "from": [
+                    {
+                        "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "istio-system"}},
+                        "podSelector": {"matchLabels": INGRESS_POD},
+                    }
+                ],
+                "ports": [{"protocol": "TCP", "port": 15008}],
+            }
+        ]
+    }
+    assert admitted(spec, namespace="istio-system", pod=INGRESS_POD, port=15008)
+    assert not admitted(spec, namespace=NS, pod=INGRESS_POD, port=15008)
 
 
 def test_egress_allows_dns_through_cilium_then_only_the_allow_list(lab, render_with):
@@ -222,7 +297,7 @@ def test_phase_2_enrols_ns_test_on_permissive_without_l7(phases):
     }
     labels = objects[f"Namespace/{NS}"].inputs["metadata"]["labels"]
     assert labels["istio.io/dataplane-mode"] == "ambient" and "istio.io/use-waypoint" not in labels
-    assert "istio.io/ingress-use-waypoint" not in objects["Service/web-test-service"].inputs["metadata"]["labels"]
+    assert not ingress_uses_waypoint(objects["Service/web-test-service"], objects[f"Namespace/{NS}"])
     charts = {r.inputs["chart"] for r in rendering.of_type("kubernetes:helm.sh/v3:Release")}
     assert charts == {"base", "istiod", "cni", "ztunnel"}
 

@@ -183,6 +183,23 @@ def test_cilium_helm_chart_config_matches_its_crd_and_lab_spec(lab):
         )
 
 
+@pytest.mark.parametrize("stack", STACKS)
+def test_cilium_leaves_loadbalancer_addresses_to_metallb(rendered, stack):
+    """With LB-IPAM on (rke2-cilium's default), the first CiliumLoadBalancerIPPool anyone creates makes
+    Cilium take over every LoadBalancer Service without a loadBalancerClass, MetalLB's included."""
+    defaults = yaml.safe_load((RKE2_CILIUM / "values.yaml").read_text())
+    assert (defaults["enableLBIPAM"], defaults["defaultLBServiceIPAM"]) == (True, "lbipam")
+    copies = [r for r in rendered[stack].of_type(COPY) if r.name.endswith("-copy-rke2-cilium-config")]
+    assert len(copies) == 3  # every server
+    for copy in copies:
+        node = copy.name.removeprefix("cluster-").removesuffix("-copy-rke2-cilium-config")
+        document = yaml.safe_load(copied_text(rendered[stack], node, "rke2-cilium-config"))
+        chart = merged(defaults, yaml.safe_load(document["spec"]["valuesContent"]))
+        assert chart["enableLBIPAM"] is False
+        # Nor may node IPAM claim class-less Services (lbipam, nodeipam or none, says the chart).
+        assert chart["defaultLBServiceIPAM"] == "none"
+
+
 def test_every_cilium_value_is_a_key_of_the_rke2_cilium_chart(lab_settings):
     documented = documented_value_paths(RKE2_CILIUM / "values.yaml")
     ours = value_paths(cilium_values(lab_settings))

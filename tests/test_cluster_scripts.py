@@ -191,7 +191,7 @@ def test_prepare_sets_up_a_server_once(node: Node) -> None:
     assert stat.S_IMODE((node.root / STAGING.lstrip("/")).stat().st_mode) == 0o700
     assert node.calls("chown") == [f"chown meshlab:meshlab {node.root}{STAGING}"]
     first = node.calls()
-    assert count(first, lambda c: c.startswith("apt-get install") and "nfs-common" in c) == 1
+    assert count(first, lambda c: c.startswith("apt-get") and " install " in c and "nfs-common" in c) == 1
     assert "systemctl restart systemd-networkd" in first
 
     node.forget_calls()
@@ -205,6 +205,33 @@ def test_prepare_creates_no_etcd_user_on_an_agent(node: Node) -> None:
     node.ok("node_prepare", MESHLAB_ROLE="agent", **PREPARE)
     assert "etcd" not in (node.root / "etc/passwd").read_text()
     assert node.calls("useradd") == node.calls("groupadd") == []
+
+
+# --- install_packages: apt on a first boot ------------------------------------------------------
+
+
+def test_packages_install_while_unattended_upgrades_holds_the_dpkg_lock(node: Node) -> None:
+    """Ubuntu runs unattended-upgrades on a new VM's first boot; it holds dpkg's lock for minutes."""
+    node.set("dpkg-lock-seconds", "300")
+    node.ok("node_prepare", MESHLAB_ROLE="agent", **PREPARE)
+    assert (node.state / "packages" / "nfs-common").exists()
+    apt = node.calls("apt-get")
+    assert apt and all("-o DPkg::Lock::Timeout=" in call for call in apt), apt
+
+
+def test_packages_install_after_apt_daily_releases_the_lists_lock(node: Node) -> None:
+    """apt waits for dpkg's lock only: a held lists lock fails `apt-get update` at once, so it is retried."""
+    node.set("lists-lock-calls", "2")
+    node.ok("nfs_export", MESHLAB_EXPORT_PATH="/srv/nfs/kubedata", MESHLAB_ALLOWED_CIDR="192.168.56.0/24")
+    assert (node.state / "packages" / "nfs-kernel-server").exists()
+    assert count(node.calls("apt-get"), lambda c: " update" in c) == 3
+
+
+def test_packages_give_up_with_apts_own_message_when_the_lock_stays_held(node: Node) -> None:
+    node.set("dpkg-lock-seconds", "100000")
+    error = node.fails("node_prepare", MESHLAB_ROLE="agent", MESHLAB_APT_LOCK_SECONDS="1", **PREPARE)
+    assert "/var/lib/dpkg/lock-frontend. It is held by process 1234 (unattended-upgr)" in error
+    assert not (node.state / "packages" / "nfs-common").exists()
 
 
 # --- rke2_install / rke2_uninstall -------------------------------------------------------------

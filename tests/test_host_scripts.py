@@ -298,7 +298,8 @@ NETWORK = {
     "MESHLAB_HOST_IP": "192.168.99.1",
     "MESHLAB_NETMASK": NETMASK,
     "MESHLAB_NETWORK_NAME": "meshlab",
-    "MESHLAB_DHCP_IP": "192.168.99.254",
+    # What components.hosts.network picks: the address after the host's, which nothing of ours uses.
+    "MESHLAB_DHCP_IP": "192.168.99.2",
 }
 
 
@@ -369,12 +370,10 @@ def test_network_create_and_delete_on_macos_use_a_host_only_network(env: dict[st
     assert first.returncode == 0, first.stderr
     assert first.stdout == "hostonlynet meshlab created\n"
     [net] = state(env)["hostonlynets"]
-    assert (net["name"], net["mask"], net["lower"], net["upper"]) == (
-        "meshlab",
-        NETMASK,
-        "192.168.99.254",
-        "192.168.99.254",
-    )
+    assert (net["name"], net["mask"]) == ("meshlab", NETMASK)
+    # The Mac gets meshlab:hostOnlyHostIp, and DHCP hands out only the one address meshlab chose as free.
+    assert net["host_ip"] == NETWORK["MESHLAB_HOST_IP"]
+    assert net["dhcp_pool"] == [NETWORK["MESHLAB_DHCP_IP"]]
     assert calls_of(env, "hostonlyif") == []
 
     second = run("network_create", mac_env)
@@ -389,6 +388,51 @@ def test_network_create_and_delete_on_macos_use_a_host_only_network(env: dict[st
     again = run("network_delete", mac_env, PULUMI_COMMAND_STDOUT=first.stdout)
     assert again.returncode == 0, again.stderr
     assert len(calls_of(env, "hostonlynet")) == 2
+
+
+def test_network_create_on_macos_refuses_a_network_that_gives_the_host_another_address(
+    env: dict[str, str], tmp_path: Path
+) -> None:
+    # Someone else's network on the same subnet, made the way older meshlab and most guides do it.
+    ip = "--lower-ip=192.168.99.100", "--upper-ip=192.168.99.200"
+    vbox(env, "hostonlynet", "add", "--name=theirs", f"--netmask={NETMASK}", *ip)
+
+    result = run("network_create", as_macos({**env, **NETWORK}, tmp_path / "macos-bin"))
+
+    assert result.returncode == 1
+    assert "theirs" in result.stderr and "192.168.99.100" in result.stderr
+    assert "meshlab:hostOnlyHostIp" in result.stderr
+    assert [n["name"] for n in state(env)["hostonlynets"]] == ["theirs"]
+
+
+def test_network_create_on_macos_needs_a_free_address_after_the_hosts(env: dict[str, str], tmp_path: Path) -> None:
+    result = run("network_create", as_macos({**env, **NETWORK, "MESHLAB_DHCP_IP": ""}, tmp_path / "macos-bin"))
+
+    assert result.returncode == 1
+    assert "192.168.99.2" in result.stderr and "meshlab:hostOnlyHostIp" in result.stderr
+    assert not [call for call in calls_of(env, "hostonlynet") if call.startswith("hostonlynet add")]
+
+
+def test_network_create_rerun_by_an_update_keeps_the_network_ours_and_fixes_its_range(
+    env: dict[str, str], tmp_path: Path
+) -> None:
+    """Pulumi runs create again when an input changes; what this stack created stays its to delete."""
+    mac_env = as_macos({**env, **NETWORK}, tmp_path / "macos-bin")
+    # What an older meshlab made: the DHCP address as the whole range, so the Mac took that address.
+    ip = "--lower-ip=192.168.99.254", "--upper-ip=192.168.99.254"
+    vbox(env, "hostonlynet", "add", "--name=meshlab", f"--netmask={NETMASK}", *ip)
+
+    again = run("network_create", mac_env, PULUMI_COMMAND_STDOUT="hostonlynet meshlab created")
+
+    assert again.returncode == 0, again.stderr
+    assert again.stdout == "hostonlynet meshlab created\n"
+    [net] = state(env)["hostonlynets"]
+    assert (net["host_ip"], net["dhcp_pool"]) == (NETWORK["MESHLAB_HOST_IP"], [NETWORK["MESHLAB_DHCP_IP"]])
+
+    linux = run("network_create", {**env, **NETWORK})
+    assert linux.stdout == "hostonlyif vboxnet0 created\n"
+    rerun = run("network_create", {**env, **NETWORK}, PULUMI_COMMAND_STDOUT=linux.stdout.strip())
+    assert rerun.stdout == "hostonlyif vboxnet0 created\n"
 
 
 def test_vm_create_on_macos_attaches_the_host_only_network(vm_env: dict[str, str], tmp_path: Path) -> None:

@@ -6,17 +6,18 @@ import json
 import os
 import shutil
 import sys
-from ipaddress import IPv4Network
+from ipaddress import IPv4Address, IPv4Network
 from typing import Any
 
 import pytest
 import yaml
 
+from components.hosts.network import macos_dhcp_address
 from config import versions
 from config.loader import settings_from_config
 from config.settings import HOST_ONLY_INTERFACE
 from tests.conftest import CLOUD_INIT_SITE, STACKS, expected_resource_count
-from tools.render import MOCK_PRIVATE_KEY, MOCK_PUBLIC_KEY, Registration, Rendering
+from tools.render import MOCK_PRIVATE_KEY, MOCK_PUBLIC_KEY, Registration, Rendering, with_overrides
 
 VM = "meshlab:hosts:VirtualBoxVm"
 LOCAL = "command:local:Command"
@@ -278,8 +279,24 @@ def test_image_and_network_steps_use_pinned_values(rendered, stack_configs):
     env = _environment(network)
     assert env["MESHLAB_HOST_IP"] == "192.168.56.1"
     assert env["MESHLAB_DHCP_IP"] not in {str(n.ip) for n in settings.topology.nodes}
+    # On macOS VirtualBox leases the addresses after the host's own (network_create.sh).
+    assert IPv4Address(env["MESHLAB_DHCP_IP"]) == settings.network.host_ip + 1
     assert IPv4Network("192.168.56.0/24").netmask.compressed == env["MESHLAB_NETMASK"]
     preflight = next(r for r in rendering.of_type(LOCAL) if r.name == "hosts-preflight-check")
     wanted = _environment(preflight)["MESHLAB_VMS"].split()
     assert "meshlab-lab-master1:2:4096:40" in wanted and "meshlab-lab-worker3:2:6144:40" in wanted
     assert len(wanted) == 6
+
+
+def test_the_macos_dhcp_address_is_the_one_after_the_host_and_only_when_it_is_free(stack_configs):
+    """On macOS the DHCP range starts right after the host's address: that address must be free."""
+    lab = settings_from_config(stack_configs["lab"])
+    network, nodes = lab.network, lab.topology.nodes
+    assert macos_dhcp_address(network, nodes) == IPv4Address("192.168.56.2")
+    crowded = with_overrides(stack_configs["lab"], {"meshlab:agents": ["worker1=192.168.56.2"]})
+    crowded_settings = settings_from_config(crowded)
+    assert macos_dhcp_address(crowded_settings.network, crowded_settings.topology.nodes) is None
+    vip_next = settings_from_config(with_overrides(stack_configs["lab"], {"meshlab:hostOnlyHostIp": "192.168.56.9"}))
+    assert macos_dhcp_address(vip_next.network, vip_next.topology.nodes) is None  # .10 is the API VIP
+    last = settings_from_config(with_overrides(stack_configs["lab"], {"meshlab:hostOnlyHostIp": "192.168.56.254"}))
+    assert macos_dhcp_address(last.network, last.topology.nodes) is None  # .255 is the broadcast address

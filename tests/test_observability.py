@@ -3,6 +3,7 @@ the UIs on the ingress, and pods that stay within Pod Security restricted."""
 
 from __future__ import annotations
 
+import json
 from ipaddress import IPv4Address, IPv4Network
 from typing import Any
 
@@ -70,6 +71,21 @@ def test_prometheus_scrapes_the_mesh_and_cilium(lab):
     assert jobs["ztunnel"]["metrics_path"] == "/stats/prometheus"
     # The chart's annotation-driven jobs are replaced, so no pod is scraped twice.
     assert "kubernetes-pods" not in jobs
+
+
+def test_the_hubble_job_exists_only_with_hubble(lab, render_with):
+    """Without Hubble, nothing serves :9965 and the job would only add a target that is always down."""
+
+    def jobs(rendering: Rendering) -> set[str]:
+        return {
+            job["job_name"]
+            for job in values(rendering, "prometheus")["serverFiles"]["prometheus.yml"]["scrape_configs"]
+        }
+
+    with_hubble, without_hubble = jobs(lab), jobs(render_with({"meshlab:hubbleEnabled": False}))
+    assert "hubble" in with_hubble and "hubble" not in without_hubble
+    # Only that job goes: Cilium's own metrics stay.
+    assert with_hubble - without_hubble == {"hubble"}
 
 
 def test_prometheus_subcharts_and_retention_follow_settings(lab, render_with):
@@ -151,6 +167,26 @@ def test_grafana_provisions_the_pinned_istio_and_cilium_dashboards(lab):
     assert {7639, 16611} <= ids  # the Istio mesh and Cilium agent dashboards
 
 
+# grafana.com's id of Istio's "Istio Ztunnel Dashboard" (grafana.com/grafana/dashboards/21306-istio-ztunnel-dashboard).
+ZTUNNEL_DASHBOARD = 21306
+
+
+def test_grafana_has_a_pinned_ztunnel_dashboard_next_to_the_scrape_job_it_reads(lab):
+    """Ambient's data plane is ztunnel: the lab shows it, from the ztunnel job Prometheus scrapes."""
+    chosen = values(lab, "grafana")
+    [(name, entry)] = [
+        (name, entry)
+        for folder in chosen["dashboards"].values()
+        for name, entry in folder.items()
+        if entry["gnetId"] == ZTUNNEL_DASHBOARD
+    ]
+    assert name in chosen["dashboards"]["istio"]
+    # Pinned: the chart downloads a given revision, never "latest".
+    assert isinstance(entry["revision"], int) and entry["revision"] >= 1
+    jobs = {job["job_name"] for job in values(lab, "prometheus")["serverFiles"]["prometheus.yml"]["scrape_configs"]}
+    assert "ztunnel" in jobs
+
+
 def test_grafana_pods_are_restricted(lab):
     chart = chart_values(lab, "grafana")
     assert chart["persistence"]["enabled"] is False and chart["initChownData"]["enabled"] is False
@@ -178,6 +214,55 @@ def test_kiali_is_wired_to_prometheus_and_grafana(lab, rendered):
     release = lab.named("kiali-release")
     assert release.inputs["namespace"] == "istio-system"
     assert lab.named("istio-istiod").urn in release.dependencies
+
+
+def kiali_cluster_role(chart: dict[str, Any]) -> str:
+    """The ClusterRole the kiali-server chart binds Kiali's ServiceAccount to: its read-only `kiali-viewer`
+    unless the login is anonymous and view-only mode is off, then `kiali`, which may create, patch and
+    delete Istio configuration (kiali/helm-charts kiali-server/templates/clusterrolebinding.yaml, the
+    `or view_only_mode (ne auth.strategy "anonymous")` condition)."""
+    viewer = chart["deployment"]["view_only_mode"] is True or chart["auth"]["strategy"] != "anonymous"
+    return "kiali-viewer" if viewer else "kiali"
+
+
+def test_an_anonymous_kiali_is_view_only_and_bound_to_the_read_only_role(rendered, render_with):
+    """Anyone on the ingress can open an anonymous Kiali: it must not be able to change the mesh."""
+    lab = chart_values(rendered["lab"], "kiali")
+    assert lab["auth"]["strategy"] == "anonymous"  # the case that matters is really rendered
+    assert lab["deployment"]["view_only_mode"] is True
+    assert kiali_cluster_role(lab) == "kiali-viewer"
+    # Without meshlab's value the chart would bind the writable role.
+    assert kiali_cluster_role(merged(lab, {"deployment": {"view_only_mode": False}})) == "kiali"
+    # Anonymous anywhere is view-only, not just in the lab's stack file.
+    staging = chart_values(render_with({"meshlab:kialiAuthStrategy": "anonymous"}, stack="staging"), "kiali")
+    assert staging["deployment"]["view_only_mode"] is True
+    # A token login acts with each user's own RBAC, so writes stay possible for those allowed them.
+    token = chart_values(rendered["staging"], "kiali")
+    assert token["auth"]["strategy"] == "token" and token["deployment"]["view_only_mode"] is False
+
+
+GRAFANA_PASSWORD_MOUNT = "/kiali-override-secrets/grafana-password"
+
+
+def test_kiali_logs_in_to_grafana_with_a_secret_it_mounts(lab):
+    """Kiali reads /kiali-override-secrets/grafana-password/value.txt over the configured password
+    (kiali/kiali config/config.go); the chart mounts a Secret there through deployment.custom_secrets."""
+    chosen = values(lab, "kiali")
+    auth = chosen["external_services"]["grafana"]["auth"]
+    # Grafana's only user is its admin (docs/platform.md); the chart has no read-only one to offer.
+    assert (auth["type"], auth["username"]) == ("basic", "admin")
+    # The password never sits in the values (they are readable in every diff).
+    assert "password" not in auth and "[secret]" not in json.dumps(chosen)
+    [mount] = [s for s in chosen["deployment"]["custom_secrets"] if s["mount"] == GRAFANA_PASSWORD_MOUNT]
+    [secret] = [
+        r
+        for r in lab.of_type("kubernetes:core/v1:Secret")
+        if r.inputs["metadata"] == {"name": mount["name"], "namespace": "istio-system"}
+    ]
+    assert secret.inputs["stringData"] == SECRET and "stringData" in secret.secret_paths
+    # The value is Grafana's generated admin password, and the Secret exists before Kiali starts.
+    assert lab.named("grafana-admin-password").urn in secret.property_dependencies["stringData"]
+    assert secret.urn in lab.named("kiali-release").dependencies
 
 
 def test_kiali_pod_is_restricted(lab):

@@ -289,6 +289,67 @@ def test_the_ingress_is_one_istio_gateway_on_a_fixed_metallb_address(lab):
     assert lab.stack_outputs()["ingressAddress"] == "192.168.56.200"
 
 
+def selects(selector: dict[str, Any], labels: dict[str, str]) -> bool:
+    """Kubernetes label-selector semantics (matchLabels and matchExpressions, all terms ANDed)."""
+    if any(labels.get(key) != value for key, value in selector.get("matchLabels", {}).items()):
+        return False
+    for term in selector.get("matchExpressions", []):
+        key, operator, wanted = term["key"], term["operator"], term.get("values", [])
+        present = key in labels
+        if not {
+            "In": present and labels.get(key) in wanted,
+            "NotIn": not present or labels.get(key) not in wanted,
+            "Exists": present,
+            "DoesNotExist": not present,
+        }[operator]:
+            return False
+    return True
+
+
+def admits_routes_from(listener: dict[str, Any], namespace: str) -> bool:
+    """Whether an HTTPRoute in `namespace` may attach to the istio-system listener (Gateway API: the
+    default is Same; Selector matches the route's namespace labels, which always carry its name)."""
+    namespaces = listener.get("allowedRoutes", {}).get("namespaces", {})
+    origin = namespaces.get("from", "Same")
+    if origin == "All":
+        return True
+    if origin == "Same":
+        return namespace == "istio-system"
+    return origin == "Selector" and selects(namespaces["selector"], {"kubernetes.io/metadata.name": namespace})
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [{}, {"meshlab:hubbleEnabled": False}, {"meshlab:rolloutPhase": 3}, {"meshlab:demoL7Routing": True}],
+    ids=["lab", "no-hubble", "phase-3", "l7-demo"],
+)
+def test_the_ingress_admits_routes_only_from_the_namespaces_that_put_routes_on_it(render_with, overrides):
+    """A route in any other namespace cannot claim test.test or a UI's hostname."""
+    rendering = render_with(overrides)
+    [gateway] = [r for r in rendering.of_type(GATEWAY) if r.inputs["spec"]["gatewayClassName"] == "istio"]
+    [listener] = gateway.inputs["spec"]["listeners"]
+    on_the_ingress = {
+        r.inputs["metadata"]["namespace"]
+        for r in rendering.of_type("kubernetes:gateway.networking.k8s.io/v1:HTTPRoute")
+        if any(parent.get("name") == "ingress" for parent in r.inputs["spec"]["parentRefs"])
+    }
+    assert "ns-test" in on_the_ingress
+    for namespace in on_the_ingress:
+        assert admits_routes_from(listener, namespace), namespace
+    created = {r.inputs["metadata"]["name"] for r in rendering.of_type(NAMESPACE)}
+    for namespace in (created | {"default", "kube-public", "demo"}) - on_the_ingress:
+        assert not admits_routes_from(listener, namespace), namespace
+
+
+def test_the_route_namespace_check_sees_the_open_listener():
+    """Guards the test above: `All` admits every namespace, a selector only its own."""
+    assert admits_routes_from({"allowedRoutes": {"namespaces": {"from": "All"}}}, "anything")
+    selector = {"matchExpressions": [{"key": "kubernetes.io/metadata.name", "operator": "In", "values": ["a"]}]}
+    listener = {"allowedRoutes": {"namespaces": {"from": "Selector", "selector": selector}}}
+    assert admits_routes_from(listener, "a") and not admits_routes_from(listener, "b")
+    assert not admits_routes_from({}, "a") and admits_routes_from({}, "istio-system")
+
+
 def test_ingress_address_from_settings(render_with):
     rendering = render_with({"meshlab:ingressAddress": "192.168.56.240"})
     [gateway] = [r for r in rendering.of_type(GATEWAY) if r.inputs["spec"]["gatewayClassName"] == "istio"]
@@ -324,6 +385,43 @@ def test_kyverno_hardens_waypoint_pods_after_it_is_ready(lab):
     assert match["resources"]["selector"]["matchLabels"] == {"gateway.istio.io/managed": "istio.io-mesh-controller"}
     patch = rule["mutate"]["patchStrategicMerge"]["spec"]["securityContext"]
     assert patch == {"seccompProfile": {"type": "RuntimeDefault"}}
+
+
+def test_kyverno_cannot_block_pods_it_does_not_mutate(lab):
+    """Kyverno 1.15 gives a policy with spec.webhookConfiguration.matchConditions a webhook of its own
+    carrying those conditions (pkg/controllers/webhook), so the API server calls Kyverno only for the
+    pods the policy mutates; failurePolicy Ignore there (the CRD's default is Fail) lets even those
+    through when Kyverno is down: istiod's seccomp value is the first line."""
+    policy = lab.named("kyverno-waypoint-policy").inputs
+    spec = policy["spec"]
+    validate_against_crd(policy, crd_file(policy["apiVersion"], policy["kind"]))
+    webhook = spec["webhookConfiguration"]
+    assert webhook["failurePolicy"] == "Ignore"
+    assert "failurePolicy" not in spec  # the deprecated top-level field would compete with it
+    [condition] = webhook["matchConditions"]
+    # The webhook is narrowed to exactly the label the rule matches on.
+    [rule] = spec["rules"]
+    [(key, value)] = rule["match"]["any"][0]["resources"]["selector"]["matchLabels"].items()
+    expression = condition["expression"]
+    assert f"object.metadata.labels['{key}'] == '{value}'" in expression
+    # A DELETE has no object; the expression must not fail on it.
+    assert expression.startswith("object != null && ")
+
+
+@pytest.mark.parametrize(("stack", "replicas"), [("lab", 1), ("staging", 1), ("prod", 3)])
+def test_kyverno_runs_highly_available_where_the_stack_requires_ha(rendered, stack_configs, stack, replicas):
+    requires_ha = stack_configs[stack].values.get("meshlab:requireHa", False)
+    admission = rendered[stack].named("kyverno-release").inputs["values"]["admissionController"]
+    assert admission["replicas"] == replicas
+    assert (replicas == 3) == bool(requires_ha)
+    # A disruption budget only where there is a replica to spare; with one it would block every drain.
+    assert admission["podDisruptionBudget"]["enabled"] is (replicas > 1)
+
+
+def test_nfs_provisioner_waits_for_the_nfs_export(lab):
+    """The provisioner mounts the export as soon as it starts: the export must exist first."""
+    release, export = lab.named("nfs-provisioner-release"), lab.named("cluster-nfs-export")
+    assert export.urn in _waits_for(lab, release)
 
 
 def _waits_for(rendering: Rendering, resource: Registration) -> set[str]:

@@ -163,6 +163,13 @@ WEB_POLICY = matching((ISTIO_SECURITY_GROUP, "AuthorizationPolicy"), "web-test-a
 WAYPOINT = matching(("gateway.networking.k8s.io", "Gateway"), "waypoint", APP_NAMESPACE)
 
 
+def _named(name: str) -> Callable[[Registration], bool]:
+    return lambda registration: registration.name == name
+
+
+KIALI = _named("kiali-release")
+
+
 @pytest.mark.parametrize("stack", STACKS)
 def test_each_rendered_stack_passes_every_mandatory_policy(rendered, stack):
     registrations = rendered[stack].registrations
@@ -177,6 +184,15 @@ def test_each_rendered_stack_passes_every_mandatory_policy(rendered, stack):
 
     violations = run_policies(resources, resolve(load_pack_config(stack_config_path(stack))))
     assert [(v.policy, v.urn, v.message) for v in violations if v.mandatory] == []
+
+
+def test_the_lab_renders_an_anonymous_kiali_that_the_view_only_policy_passes(lab):
+    """Not vacuous: the lab's Kiali is the anonymous case the policy exists for, and it is judged."""
+    kiali = the_one(lab.registrations, KIALI)
+    assert kiali.inputs["values"]["auth"]["strategy"] == "anonymous"
+    levels = load_pack_config(stack_config_path("lab"))
+    assert levels["kiali-anonymous-view-only"] == "mandatory"
+    assert [v for v in check(lab.registrations) if v.policy == "kiali-anonymous-view-only"] == []
 
 
 # Mutations the program can express: stack settings ----------------------------------------------------
@@ -295,6 +311,12 @@ def _mtls_mode(mode: str) -> Callable[[dict[str, Any]], None]:
     return lambda inputs: inputs["spec"]["mtls"].update(mode=mode)
 
 
+def _anonymous_and_writable(inputs: dict[str, Any]) -> None:
+    values = inputs["values"]
+    values["auth"]["strategy"] = "anonymous"
+    values["deployment"]["view_only_mode"] = False
+
+
 @dataclass(frozen=True)
 class Mutation:
     mutate: Mutate
@@ -354,6 +376,11 @@ MUTATIONS: dict[str, Mutation] = {
             )
         ),
         (("peer-authentication-strict", 'PeerAuthentication "ns-test/web-test" sets mtls.mode PERMISSIVE'),),
+    ),
+    # An anonymous Kiali with the chart's writable ClusterRole: anyone on the ingress edits mesh policy.
+    "kiali-anonymous-writable": Mutation(
+        edit(KIALI, _anonymous_and_writable),
+        (("kiali-anonymous-view-only", 'Kiali release "istio-system/kiali" lets anyone in (auth.strategy anonymous)'),),
     ),
     "disable-in-ambient-namespace": Mutation(
         edit(APP_MTLS, _mtls_mode("DISABLE")),

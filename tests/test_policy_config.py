@@ -139,6 +139,7 @@ def test_default_enforcement_levels():
         "peer-authentication-strict",
         "mesh-mtls-strict",
         "ambient-waypoint-attachment",
+        "kiali-anonymous-view-only",
     }
     assert {name for name, level in levels.items() if level is Enforcement.MANDATORY} == mandatory
     assert {name for name, level in levels.items() if level is Enforcement.ADVISORY} == set(POLICY_NAMES) - mandatory

@@ -156,6 +156,23 @@ def test_a_privileged_test_app_container_is_refused_on_the_first_preview(rendere
     assert message.startswith('restricted Pod Security (namespace "ns-test") in spec.template: privileged')
 
 
+def test_an_anonymous_writable_kiali_is_refused_on_the_first_preview(rendered: dict[str, Rendering]) -> None:
+    """A resource policy on the release's inputs: known before the cluster exists."""
+
+    def writable(registration: Registration) -> Registration:
+        if registration.name != "kiali-release":
+            return registration
+        inputs = json.loads(json.dumps(registration.inputs))
+        inputs["values"]["deployment"]["view_only_mode"] = False
+        return replace(registration, inputs=inputs)
+
+    registrations = [writable(r) for r in rendered["lab"].registrations]
+    assert registrations != rendered["lab"].registrations
+    found = mandatory(engine_preview(registrations, "lab"))
+    assert [policy for policy, _ in found] == ["kiali-anonymous-view-only"], found
+    assert "deployment.view_only_mode: true" in found[0][1]
+
+
 def _pa(namespace: str, mode: str | None, name: str = "default") -> dict[str, Any]:
     spec = {"mtls": {"mode": mode}} if mode else {}
     return {"metadata": {"name": name, "namespace": namespace}, "spec": spec}

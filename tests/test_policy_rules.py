@@ -10,6 +10,7 @@ import tools.policy  # noqa: F401 - importing it puts policy-pack on sys.path
 
 # isort: split
 from meshlab_policy.hygiene import image_problem, validate_chart_pinned, validate_images_pinned
+from meshlab_policy.kiali import validate_kiali_view_only
 from meshlab_policy.kube import CORE_GROUP, Resource, kube_type
 from meshlab_policy.mesh import (
     validate_ambient_waypoints,
@@ -367,6 +368,51 @@ def test_local_charts_and_chart_components_have_no_version_to_pin():
     assert validate_chart_pinned(local, DEFAULTS) == []
     component = Resource("kubernetes:helm.sh/v3:Chart", "app", "urn:c", {})
     assert validate_chart_pinned(component, DEFAULTS) == []
+
+
+# Kiali ----------------------------------------------------------------------------------------
+
+
+def kiali(values: Any, chart: str = "kiali-server", type_: str = "kubernetes:helm.sh/v3:Release") -> Resource:
+    return Resource(type_, "kiali", "urn:kiali", {"chart": chart, "version": "2.14.0", "values": values})
+
+
+ANONYMOUS = {"auth": {"strategy": "anonymous"}}
+
+
+@pytest.mark.parametrize(
+    ("values", "refused"),
+    [
+        (ANONYMOUS, True),
+        ({**ANONYMOUS, "deployment": {"view_only_mode": False}}, True),
+        # Helm would read the string as true, Kiali's config as no boolean at all: say it plainly.
+        ({**ANONYMOUS, "deployment": {"view_only_mode": "true"}}, True),
+        ({**ANONYMOUS, "deployment": {"view_only_mode": True}}, False),
+        # A login means each user's own RBAC applies; the chart's default strategy is a login too.
+        ({"auth": {"strategy": "token"}}, False),
+        ({"auth": {"strategy": "openid"}, "deployment": {"view_only_mode": False}}, False),
+        ({}, False),
+    ],
+)
+def test_an_anonymous_kiali_must_be_view_only(values, refused):
+    found = validate_kiali_view_only(kiali(values), DEFAULTS)
+    assert bool(found) == refused
+    if refused:
+        [message] = found
+        assert "anonymous" in message and "deployment.view_only_mode: true" in message
+
+
+@pytest.mark.parametrize(
+    ("chart", "type_", "judged"),
+    [
+        ("kiali/kiali-server", "kubernetes:helm.sh/v3:Release", True),
+        ("oci://registry.example/kiali/kiali-server", "kubernetes:helm.sh/v4:Chart", True),
+        ("kiali-operator", "kubernetes:helm.sh/v3:Release", False),
+        ("kiali-server", "kubernetes:core/v1:ConfigMap", False),
+    ],
+)
+def test_the_kiali_policy_judges_the_kiali_server_chart_in_any_form(chart, type_, judged):
+    assert bool(validate_kiali_view_only(kiali(ANONYMOUS, chart, type_), DEFAULTS)) == judged
 
 
 def test_a_core_kind_registered_without_its_group_is_still_core():

@@ -189,3 +189,11 @@ def test_keys_are_declared_once_next_to_the_settings():
     assert "meshlab:istioVersion" in keys and "meshlab:rke2Version" in keys
     for own in ("meshlab:servers", "meshlab:apiVip", "meshlab:serverCpus", "meshlab:sshPrivateKey"):
         assert own not in keys
+
+
+def test_a_value_the_cli_reads_differently_is_a_change():
+    """YAML 1.1 would read `off` as false and see no change; the CLI reads the string "off"."""
+    source = "config:\n  meshlab:demoAmbient: 'off'\n  meshlab:demoL7Routing: off\n"
+    target = "config:\n  meshlab:demoAmbient: 'off'\n  meshlab:demoL7Routing: false\n"
+    changes = promote.stack_changes(source, target, ["meshlab:demoAmbient", "meshlab:demoL7Routing"])
+    assert [(c.where, c.old, c.new) for c in changes] == [("meshlab:demoL7Routing", False, "off")]

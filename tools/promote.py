@@ -33,10 +33,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from config.loader import read_stack_file, settings_from_config
 from config.settings import promotable_keys
+from config.stack_yaml import config_values
 from config.validation import SettingsError
 from tools.plan import policy_report_lines, policy_resources
 from tools.render import render, stack_file
@@ -184,9 +183,7 @@ def promoted_stack_text(source_text: str, target_text: str, keys: Sequence[str])
 
 
 def _config(text: str) -> dict[str, Any]:
-    document = yaml.safe_load(text) or {}
-    config: dict[str, Any] = document.get("config") or {}
-    return config
+    return config_values(text)
 
 
 def stack_changes(source_text: str, target_text: str, keys: Sequence[str]) -> list[Change]:
@@ -369,4 +366,6 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from tools.cli import run
+
+    run(main)

@@ -1,12 +1,13 @@
 """`meshlab:apps:WebTest`: the seed's hardened test app in `ns-test`, with layered security.
 
 - L7 (Istio): a waypoint whose AuthorizationPolicy lets only the configured methods and paths
-  through; everything else gets 403 "RBAC: access denied" from Envoy. The ingress is told to go
-  through the waypoint too, or ingress traffic would skip the L7 policy.
+  through; everything else gets 403 "RBAC: access denied" from Envoy. The namespace tells the
+  ingress to go through the waypoint for every Service in it (the L7 demo's v2 too), or ingress
+  traffic would skip the L7 policy.
 - L4 (Istio): STRICT PeerAuthentication for the namespace.
-- L3/L4 (Kubernetes): a NetworkPolicy admitting only HBONE (15008) from the waypoint and the
-  ingress gateway, plus the ambient probe address; NodePort and pod-IP access from outside the
-  mesh are dropped.
+- L3/L4 (Kubernetes): a NetworkPolicy admitting only HBONE (15008) from the waypoint, plus the
+  ambient probe address; the ingress gateway, other meshed pods by pod IP, NodePort and pod-IP
+  access from outside the mesh are dropped, so no path to the app skips the waypoint.
 - Egress (Cilium): DNS through Cilium's proxy and HTTPS to the allow-listed names only.
 
 All traffic between ambient pods rides inside HBONE on 15008, so Cilium never sees the HTTP of
@@ -22,8 +23,8 @@ import pulumi
 
 from components.cluster.rke2_cluster import ClusterAccess
 from components.kube import kube_object
-from components.network.ingress import GATEWAY_NAME, IngressGateway, http_route
-from components.security.namespaces import ISTIO_SYSTEM, NamespaceSpec, labelled_namespace
+from components.network.ingress import IngressGateway, http_route
+from components.security.namespaces import NamespaceSpec, labelled_namespace
 from config.settings import Settings
 
 NAMESPACE = "ns-test"
@@ -66,6 +67,9 @@ def namespace_spec(shape: WebTestShape) -> NamespaceSpec:
     labels = {"istio.io/dataplane-mode": "ambient"}
     if shape.waypoint:
         labels["istio.io/use-waypoint"] = WAYPOINT
+        # Ingress gateways skip service waypoints unless told otherwise (then POST / gets nginx's 405, not
+        # 403). On the namespace (Istio 1.27), it covers every Service here, present and future.
+        labels["istio.io/ingress-use-waypoint"] = "true"
     return NamespaceSpec(NAMESPACE, "restricted", labels=labels)
 
 
@@ -158,15 +162,11 @@ def deployment(settings: Settings) -> dict[str, Any]:
     return deployment_document(APP, NAMESPACE, V1_LABELS, pod_template(V1_LABELS, settings.apps.test_app_image))
 
 
-def service(shape: WebTestShape) -> dict[str, Any]:
-    labels = dict(APP_LABELS)
-    if shape.waypoint:
-        # Ingress gateways skip service waypoints unless told otherwise; then POST / gets nginx's 405, not 403.
-        labels["istio.io/ingress-use-waypoint"] = "true"
+def service() -> dict[str, Any]:
     return {
         "apiVersion": "v1",
         "kind": "Service",
-        "metadata": {"name": SERVICE, "namespace": NAMESPACE, "labels": labels},
+        "metadata": {"name": SERVICE, "namespace": NAMESPACE, "labels": APP_LABELS},
         "spec": {
             # The seed's NodePort, kept so the suite can show that direct access is blocked.
             "type": "NodePort",
@@ -186,17 +186,9 @@ def network_policy() -> dict[str, Any]:
             "podSelector": {"matchLabels": APP_LABELS},
             "policyTypes": ["Ingress"],
             "ingress": [
+                # The ingress gateway sends through the waypoint (ingress-use-waypoint), so it needs no rule.
                 {
                     "from": [{"podSelector": {"matchLabels": {"gateway.networking.k8s.io/gateway-name": WAYPOINT}}}],
-                    "ports": hbone,
-                },
-                {
-                    "from": [
-                        {
-                            "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": ISTIO_SYSTEM}},
-                            "podSelector": {"matchLabels": {"gateway.networking.k8s.io/gateway-name": GATEWAY_NAME}},
-                        }
-                    ],
                     "ports": hbone,
                 },
                 # Kubelet probes, SNATed by ambient.
@@ -278,7 +270,7 @@ class WebTest(pulumi.ComponentResource):
             f"{name}-mtls", peer_authentication(shape.mtls_mode), access.options(self, in_namespace)
         )
         self.deployment = kube_object(f"{name}-deployment", deployment(settings), access.options(self, in_namespace))
-        self.service = kube_object(f"{name}-service", service(shape), access.options(self, in_namespace))
+        self.service = kube_object(f"{name}-service", service(), access.options(self, in_namespace))
         self.waypoint: pulumi.Resource | None = None
         if shape.waypoint:
             self.waypoint = kube_object(

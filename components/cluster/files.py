@@ -118,6 +118,11 @@ def cilium_values(settings: Settings) -> dict[str, Any]:
         # Ambient SNATs kubelet probes to 169.254.7.127; BPF masquerade and host routing drop the replies.
         "bpf": {"masquerade": False, "hostLegacyRouting": True},
         "l7Proxy": True,
+        # MetalLB owns LoadBalancer addresses. With LB-IPAM on (the chart's default), the first
+        # CiliumLoadBalancerIPPool anyone creates makes Cilium strip MetalLB's from every Service
+        # without a loadBalancerClass; "none" keeps node IPAM off those Services too.
+        "enableLBIPAM": False,
+        "defaultLBServiceIPAM": "none",
         # Metrics for the lab's Prometheus (agent 9962, operator 9963, Hubble 9965).
         "prometheus": {"enabled": True},
         "hubble": {

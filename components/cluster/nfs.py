@@ -12,10 +12,11 @@ from components.cluster.steps import NodeTarget, node_step
 
 @dataclass(frozen=True)
 class NfsExport:
-    """Where the storage layer's provisioner mounts from."""
+    """Where the storage layer's provisioner mounts from, and the step after which it is exported."""
 
     server: str
     path: str
+    exported: pulumi.Resource
 
 
 class NfsServer(pulumi.ComponentResource):
@@ -35,7 +36,6 @@ class NfsServer(pulumi.ComponentResource):
             {"server": target.ip, "path": path, "allowedClients": allowed_clients},
             opts,
         )
-        self.export = NfsExport(server=target.ip, path=path)
         inputs = {"MESHLAB_EXPORT_PATH": path, "MESHLAB_ALLOWED_CIDR": allowed_clients}
         self.command = node_step(
             f"{name}-export",
@@ -46,4 +46,5 @@ class NfsServer(pulumi.ComponentResource):
             parent=self,
             depends_on=depends_on,
         )
+        self.export = NfsExport(server=target.ip, path=path, exported=self.command)
         self.register_outputs({"server": target.ip, "path": path})

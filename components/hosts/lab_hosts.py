@@ -12,11 +12,11 @@ import pulumi
 import pulumi_tls as tls
 
 from components.hosts.image import BaseImage
-from components.hosts.network import HostOnlyNetwork
+from components.hosts.network import HostOnlyNetwork, macos_dhcp_address
 from components.hosts.preflight import HostPreflight
 from components.hosts.vm import SshAccess, VirtualBoxVm, VmSize
 from config import versions
-from config.settings import HOST_ONLY_INTERFACE, NAMESPACE, Settings, unused_dhcp_address
+from config.settings import HOST_ONLY_INTERFACE, NAMESPACE, Settings
 
 
 @dataclass(frozen=True)
@@ -57,7 +57,7 @@ class LabHosts(pulumi.ComponentResource):
             f"{name}-host-only",
             subnet=network.host_only_cidr,
             host_ip=network.host_ip,
-            dhcp_ip=unused_dhcp_address(network, topology.nodes),
+            dhcp_ip=macos_dhcp_address(network, topology.nodes),
             opts=after_preflight,
         )
         self.image = BaseImage(f"{name}-image", image=image, cache_environment=cache, opts=after_preflight)

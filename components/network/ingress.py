@@ -2,11 +2,13 @@
 
 istiod deploys it (Deployment and LoadBalancer Service `ingress-istio`); MetalLB gives the
 Service the fixed address from settings, so the workstation's hosts file stays valid across
-rebuilds. Routes from any namespace may attach (the UIs and the test app live in several).
+rebuilds. Routes may attach only from the namespaces the lab puts routes in (the UIs and the
+test app live in several), so a route anywhere else cannot claim their hostnames.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from ipaddress import IPv4Address
 from typing import Any
 
@@ -21,13 +23,15 @@ from config.settings import Settings
 
 GATEWAY_NAME = "ingress"
 HTTP_LISTENER = "http"
+# Set by the API server on every namespace to its name, so no one can put it on another namespace.
+NAMESPACE_NAME_LABEL = "kubernetes.io/metadata.name"
 
 
 def ingress_address(settings: Settings) -> IPv4Address:
     return settings.platform.ingress_address or settings.network.metallb_pool.first
 
 
-def gateway(address: IPv4Address) -> dict[str, Any]:
+def gateway(address: IPv4Address, route_namespaces: Sequence[str]) -> dict[str, Any]:
     return {
         "apiVersion": "gateway.networking.k8s.io/v1",
         "kind": "Gateway",
@@ -41,7 +45,16 @@ def gateway(address: IPv4Address) -> dict[str, Any]:
                     "name": HTTP_LISTENER,
                     "port": 80,
                     "protocol": "HTTP",
-                    "allowedRoutes": {"namespaces": {"from": "All"}},
+                    "allowedRoutes": {
+                        "namespaces": {
+                            "from": "Selector",
+                            "selector": {
+                                "matchExpressions": [
+                                    {"key": NAMESPACE_NAME_LABEL, "operator": "In", "values": sorted(route_namespaces)}
+                                ]
+                            },
+                        }
+                    },
                 }
             ],
         },
@@ -84,16 +97,22 @@ class IngressGateway(pulumi.ComponentResource):
         access: ClusterAccess,
         mesh: IstioAmbient,
         metallb: MetalLb,
+        route_namespaces: Sequence[str],
         settings: Settings,
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
         address = ingress_address(settings)
-        super().__init__("meshlab:network:IngressGateway", name, {"address": str(address)}, opts)
+        super().__init__(
+            "meshlab:network:IngressGateway",
+            name,
+            {"address": str(address), "routeNamespaces": sorted(route_namespaces)},
+            opts,
+        )
         # After the component's own init, which sets an Output attribute per property.
         self.address = address
         self.gateway = kube_object(
             f"{name}-gateway",
-            gateway(self.address),
+            gateway(self.address, route_namespaces),
             access.options(self, [mesh.istiod, metallb.pool, metallb.l2]),
         )
         self.register_outputs({"address": str(self.address)})

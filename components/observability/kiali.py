@@ -2,6 +2,12 @@
 
 Kiali lives with istiod in istio-system. Its login-token signing key is left to the chart, which
 draws a new one when the release changes: logged-in users then log in again.
+
+An anonymous Kiali (the lab's) is view-only: anyone who reaches the ingress may open it, and with
+view-only mode the chart binds Kiali to its read-only ClusterRole (`kiali-viewer`) instead of the
+one that creates, patches and deletes Istio configuration. The policy pack refuses anything else.
+Kiali logs in to Grafana as its admin to link dashboards; the password reaches it as a file from
+a Secret, never through the release's values.
 """
 
 from __future__ import annotations
@@ -9,23 +15,33 @@ from __future__ import annotations
 from typing import Any
 
 import pulumi
+import pulumi_kubernetes as k8s
 
 from components.cluster.rke2_cluster import ClusterAccess
 from components.helm import release
 from components.kube import kube_object
 from components.network.ingress import IngressGateway, http_route, ui_hostname
+from components.observability.grafana import ADMIN_USER
 from components.security.namespaces import ISTIO_SYSTEM
 from config.settings import Settings
 
 RELEASE_NAME = "kiali"
 PORT = 20001
+GRAFANA_SECRET = "kiali-grafana-password"
+# Kiali reads value.txt here over the configured Grafana password (kiali/kiali config/config.go,
+# SecretFileGrafanaPassword); the chart mounts custom_secrets wherever they say.
+GRAFANA_PASSWORD_DIR = "/kiali-override-secrets/grafana-password"
 
 
 def kiali_values(settings: Settings, prometheus_url: str, grafana_url: str) -> dict[str, Any]:
+    strategy = settings.platform.kiali_auth_strategy
     return {
-        "auth": {"strategy": settings.platform.kiali_auth_strategy},
+        "auth": {"strategy": strategy},
         "deployment": {
             "cluster_wide_access": True,
+            # A token login acts with each user's own RBAC; nobody logs in to an anonymous one.
+            "view_only_mode": strategy == "anonymous",
+            "custom_secrets": [{"name": GRAFANA_SECRET, "mount": GRAFANA_PASSWORD_DIR}],
             # The chart's own context has no seccomp profile; this one is complete for restricted.
             "security_context": {
                 "allowPrivilegeEscalation": False,
@@ -42,6 +58,9 @@ def kiali_values(settings: Settings, prometheus_url: str, grafana_url: str) -> d
                 "enabled": True,
                 "internal_url": grafana_url,
                 "external_url": f"http://{ui_hostname(settings, 'grafana')}/",
+                # The password comes from the mounted Secret; no "secret:" reference here, which
+                # newer charts would mount a second time at the same path.
+                "auth": {"type": "basic", "username": ADMIN_USER},
             },
             # The lab runs no tracing backend.
             "tracing": {"enabled": False},
@@ -61,6 +80,7 @@ class Kiali(pulumi.ComponentResource):
         ingress: IngressGateway,
         prometheus_url: str,
         grafana_url: str,
+        grafana_password: pulumi.Output[str],
         settings: Settings,
         depends_on: list[pulumi.Resource],
         opts: pulumi.ResourceOptions | None = None,
@@ -72,13 +92,20 @@ class Kiali(pulumi.ComponentResource):
             {"hostname": hostname, "authStrategy": settings.platform.kiali_auth_strategy},
             opts,
         )
+        grafana_credentials = k8s.core.v1.Secret(
+            f"{name}-grafana-password",
+            metadata={"name": GRAFANA_SECRET, "namespace": ISTIO_SYSTEM},
+            type="Opaque",
+            string_data=pulumi.Output.secret({"value.txt": grafana_password}),
+            opts=access.options(self, depends_on),
+        )
         self.release = release(
             f"{name}-release",
             name=RELEASE_NAME,
             chart="kiali",
             namespace=ISTIO_SYSTEM,
             values=kiali_values(settings, prometheus_url, grafana_url),
-            opts=access.options(self, depends_on),
+            opts=access.options(self, [*depends_on, grafana_credentials]),
         )
         self.route = kube_object(
             f"{name}-route",

@@ -46,8 +46,8 @@ def _pods(
     return {"job_name": job, "metrics_path": path, "kubernetes_sd_configs": [discovery], "relabel_configs": relabel}
 
 
-def scrape_configs() -> list[dict[str, Any]]:
-    return [
+def scrape_configs(settings: Settings) -> list[dict[str, Any]]:
+    jobs = [
         {"job_name": "prometheus", "static_configs": [{"targets": ["localhost:9090"]}]},
         {
             "job_name": "kube-state-metrics",
@@ -83,8 +83,11 @@ def scrape_configs() -> list[dict[str, Any]]:
         ),
         _pods("cilium-agent", namespace="kube-system", keep={"k8s_app": "cilium"}, port=9962),
         _pods("cilium-operator", namespace="kube-system", keep={"io_cilium_app": "operator"}, port=9963),
-        _pods("hubble", namespace="kube-system", keep={"k8s_app": "cilium"}, port=9965),
     ]
+    # The agent serves Hubble's metrics only with Hubble on; otherwise the job's targets are always down.
+    if settings.cluster.hubble_enabled:
+        jobs.append(_pods("hubble", namespace="kube-system", keep={"k8s_app": "cilium"}, port=9965))
+    return jobs
 
 
 def prometheus_values(settings: Settings) -> dict[str, Any]:
@@ -104,7 +107,7 @@ def prometheus_values(settings: Settings) -> dict[str, Any]:
             "retention": platform.prometheus_retention,
             "global": {"scrape_interval": "15s"},
         },
-        "serverFiles": {"prometheus.yml": {"scrape_configs": scrape_configs()}},
+        "serverFiles": {"prometheus.yml": {"scrape_configs": scrape_configs(settings)}},
     }
 
 

@@ -49,7 +49,8 @@ class NfsProvisioner(pulumi.ComponentResource):
             chart="nfs-provisioner",
             namespace=NFS_PROVISIONER,
             values=provisioner_values(access.nfs, settings),
-            opts=access.options(self, [namespace]),
+            # The provisioner mounts the export when it starts.
+            opts=access.options(self, [namespace, access.nfs.exported]),
         )
         self.storage_class = settings.platform.nfs_storage_class
         self.register_outputs({"storageClass": self.storage_class})

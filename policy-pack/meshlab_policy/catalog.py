@@ -8,7 +8,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 
-from meshlab_policy import hygiene, mesh, namespaces, workloads
+from meshlab_policy import hygiene, kiali, mesh, namespaces, workloads
 from meshlab_policy.kube import Resource, StackViolation
 from meshlab_policy.settings import (
     ENFORCE_LABEL,
@@ -132,6 +132,22 @@ AMBIENT_WAYPOINTS = PolicySpec(
     config_keys=(),
     validate_stack=mesh.validate_ambient_waypoints,
 )
+KIALI_VIEW_ONLY = PolicySpec(
+    name="kiali-anonymous-view-only",
+    description=(
+        "A Kiali Helm release (kiali-server chart) that lets anyone in without a login (auth.strategy anonymous) "
+        "runs in view-only mode, so neither the UI nor the ClusterRole the chart binds it to can change Istio "
+        "configuration."
+    ),
+    remediation=(
+        "Set deployment.view_only_mode: true in the release's values (the chart then binds the read-only "
+        "kiali-viewer ClusterRole), or use a login strategy (token, openid) so each user acts with their own RBAC."
+    ),
+    enforcement=Enforcement.MANDATORY,
+    severity=Severity.HIGH,
+    config_keys=(),
+    validate_resource=kiali.validate_kiali_view_only,
+)
 PEER_AUTHENTICATION_EFFECTIVE = PolicySpec(
     name="peer-authentication-effective",
     description=(
@@ -172,6 +188,7 @@ CATALOG: tuple[PolicySpec, ...] = (
     PEER_AUTHENTICATION_STRICT,
     MESH_MTLS,
     AMBIENT_WAYPOINTS,
+    KIALI_VIEW_ONLY,
     PEER_AUTHENTICATION_EFFECTIVE,
     IMAGES_PINNED,
     CHARTS_PINNED,

@@ -148,6 +148,15 @@ class Resource:
         return mapping(self.metadata.get("annotations"))
 
 
+def helm_chart_name(resource: Resource) -> str | None:
+    """The chart a Helm release or v4 Chart installs, without its repository ("istio/istiod" and
+    "oci://registry.example/istio/istiod" are "istiod"); None for anything else."""
+    kube = resource.kube
+    if kube is None or kube.group != "helm.sh" or kube.kind not in {"Release", "Chart"}:
+        return None
+    return text(resource.props.get("chart")).rstrip("/").rsplit("/", 1)[-1]
+
+
 @dataclass(frozen=True)
 class StackViolation:
     """A stack policy's finding, attached to a resource when one is to blame."""

@@ -20,7 +20,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from meshlab_policy.kube import CORE_GROUP, Resource, StackViolation, items, mapping, text
+from meshlab_policy.kube import CORE_GROUP, Resource, StackViolation, helm_chart_name, items, mapping, text
 from meshlab_policy.settings import ISTIO_ROOT_NAMESPACE, MTLS_MIGRATION_ALLOW_LIST, PolicySettings
 
 ISTIO_SECURITY_GROUP = "security.istio.io"
@@ -124,10 +124,7 @@ def validate_peer_authentication_effective(resource: Resource, settings: PolicyS
 
 def _is_istiod_release(resource: Resource) -> bool:
     """A Helm release of the istiod chart ("istiod", "istio/istiod" or an OCI reference)."""
-    kube = resource.kube
-    if kube is None or kube.group != "helm.sh" or kube.kind not in {"Release", "Chart"}:
-        return False
-    return text(resource.props.get("chart")).rstrip("/").rsplit("/", 1)[-1] == "istiod"
+    return helm_chart_name(resource) == "istiod"
 
 
 def istio_deployed(resources: Sequence[Resource]) -> bool:

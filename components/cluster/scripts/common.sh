@@ -30,6 +30,24 @@ package_installed() {
   dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q 'install ok installed'
 }
 
+# On a VM's first boot Ubuntu's apt-daily and unattended-upgrades hold apt's locks for minutes.
+APT_LOCK_SECONDS="${MESHLAB_APT_LOCK_SECONDS:-600}"
+
+# apt_get ARGS...: apt-get that waits up to APT_LOCK_SECONDS for dpkg's lock (DPkg::Lock::Timeout, apt
+# >= 1.9.11) and retries while another apt holds the lists or archives lock, which that option does
+# not cover. Any other failure, or a lock still held at the deadline, prints apt's errors and fails.
+apt_get() {
+  local deadline=$((SECONDS + APT_LOCK_SECONDS)) errors
+  until errors=$(DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout="$APT_LOCK_SECONDS" -q "$@" \
+    2>&1 >/dev/null); do
+    if [[ "$errors" != *"Could not get lock"* ]] || [ "$SECONDS" -ge "$deadline" ]; then
+      printf '%s\n' "$errors" >&2
+      return 1
+    fi
+    sleep "$POLL_SECONDS"
+  done
+}
+
 install_packages() {
   local missing=() package
   for package in "$@"; do
@@ -37,8 +55,8 @@ install_packages() {
   done
   [ "${#missing[@]}" -gt 0 ] || return 0
   log "installing ${missing[*]}"
-  apt-get update -q >/dev/null
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -q "${missing[@]}" >/dev/null
+  apt_get update
+  apt_get install -y "${missing[@]}"
 }
 
 # The tarball installer puts RKE2 under /usr/local, or /opt/rke2 when /usr/local is read-only.

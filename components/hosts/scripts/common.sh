@@ -42,6 +42,13 @@ list_host_only_nets() {
     /^LowerIP:/ { print name "\t" $2 "\t" mask }'
 }
 
+# One field (LowerIP, UpperIP, ...) of the VirtualBox 7 host-only network NAME.
+host_only_net_field() { # NAME FIELD
+  VBoxManage list hostonlynets | awk -F': *' -v name="$1" -v field="$2" '
+    /^Name:/ { current = $2 }
+    current == name && $1 == field { print $2; exit }'
+}
+
 # The VirtualBox network that carries HOST_IP's subnet, as "MODE NAME", or nothing.
 find_host_only_network() { # HOST_IP NETMASK
   local name ip mask
