@@ -52,6 +52,11 @@ def test_restricted_failures_exit_1_and_report_every_file():
     assert f"{len(files)} objects in {len(files)} files" in result.stderr
 
 
+def test_the_summary_counts_in_the_singular_too():
+    result = run_cli("--level", "restricted", fixtures("restricted/fail")[0])
+    assert "\n1 object in 1 file: 1 mandatory and " in f"\n{result.stderr}", result.stderr
+
+
 def test_restricted_passes_exit_0_with_only_advisories():
     result = run_cli("--level", "restricted", *fixtures("restricted/pass"))
     assert result.returncode == 0, result.stdout

@@ -1,4 +1,4 @@
-"""How the command-line tools exit."""
+"""How the command-line tools count and exit."""
 
 from __future__ import annotations
 
@@ -10,6 +10,11 @@ from typing import NoReturn
 
 # What a shell reports for a program that SIGPIPE ended, as `yes | head` does to yes.
 EXIT_BROKEN_PIPE = 128 + signal.SIGPIPE
+
+
+def counted(count: int, noun: str) -> str:
+    """`1 resource`, `3 resources`."""
+    return f"{count} {noun}" if count == 1 else f"{count} {noun}s"
 
 
 def run(main: Callable[[], int]) -> NoReturn:

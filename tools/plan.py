@@ -38,6 +38,7 @@ from pathlib import Path
 from config.loader import read_stack_file, settings_from_config
 from config.validation import SettingsError
 from tools import diff as plan_diff
+from tools.cli import counted
 from tools.diff import code
 from tools.graph import mermaid
 from tools.policy import ROOT  # importing tools.policy puts policy-pack on sys.path
@@ -63,7 +64,7 @@ def tree_lines(rendering: Rendering) -> list[str]:
         children.setdefault(resource.parent, []).append(resource)
     known = {resource.urn for resource in resources}
     roots = [resource for resource in resources if resource.parent not in known]
-    lines = [f"stack {rendering.stack}: {len(resources)} resources"]
+    lines = [f"stack {rendering.stack}: {counted(len(resources), 'resource')}"]
 
     def walk(nodes: list[Registration], prefix: str) -> None:
         ordered = sorted(nodes, key=lambda r: (r.name, r.type))
@@ -92,7 +93,7 @@ def policy_config_for(stack: str, path: Path | None) -> tuple[list[ResolvedPolic
 
 def policy_report_lines(stack: str, source: str, resources: list[Resource], violations: list[Violation]) -> list[str]:
     names = {resource.urn: f"{resource.type} {resource.name}" for resource in resources}
-    lines = [f"policy check of stack {stack} ({source}): {len(resources)} resources"]
+    lines = [f"policy check of stack {stack} ({source}): {counted(len(resources), 'resource')}"]
     by_policy: dict[str, list[Violation]] = {}
     for violation in violations:
         by_policy.setdefault(violation.policy, []).append(violation)

@@ -26,6 +26,8 @@ from typing import Any
 
 import yaml
 
+from tools.cli import counted
+
 ROOT = Path(__file__).resolve().parent.parent
 POLICY_PACK_DIR = ROOT / "policy-pack"
 # "policy-pack" is no valid package name, so its module is imported from inside the directory.
@@ -140,7 +142,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(line)
     mandatory = sum(violation.mandatory for violation in violations)
     print(
-        f"{len(manifests)} objects in {len(args.files)} files: {mandatory} mandatory and "
+        f"{counted(len(manifests), 'object')} in {counted(len(args.files), 'file')}: {mandatory} mandatory and "
         f"{len(violations) - mandatory} advisory violations",
         file=sys.stderr,
     )
