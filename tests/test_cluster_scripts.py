@@ -169,6 +169,21 @@ def test_preflight_reports_every_problem_at_once(node: Node) -> None:
         assert expected in message
 
 
+@pytest.mark.parametrize(
+    ("endpoint", "resolved"),
+    [
+        ("http://mirror.example:8080/rke2/", "mirror.example"),
+        ("https://user@registry.example:5000/v2/", "registry.example"),
+        ("http://[2001:db8::1]:8080/", "2001:db8::1"),
+        ("https://get.rke2.io", "get.rke2.io"),
+    ],
+)
+def test_preflight_resolves_the_host_of_an_endpoint_with_a_port(node: Node, endpoint: str, resolved: str) -> None:
+    node.ok("node_preflight", **{**PREFLIGHT, "MESHLAB_ENDPOINTS": endpoint})
+    assert node.calls("getent") == [f"getent hosts {resolved}"]
+    assert node.calls("curl")[0].endswith(endpoint)
+
+
 def test_preflight_ignores_ports_rke2_itself_holds(node: Node) -> None:
     node.set("ports-in-use", "6443 9345")
     node.set("active/rke2-server")

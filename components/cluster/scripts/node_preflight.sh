@@ -14,13 +14,25 @@ if ! wait_until "$MESHLAB_TIME_SYNC_TIMEOUT_SECONDS" time_synchronised; then
   problems+=("the clock is not NTP-synchronised after ${MESHLAB_TIME_SYNC_TIMEOUT_SECONDS}s (timedatectl timesync-status); etcd and TLS need it: check meshlab:ntpServers and that UDP 123 is reachable")
 fi
 
-for url in $MESHLAB_ENDPOINTS; do
-  host=${url#*://}
+# The host of a URL: no scheme, path, user or port ("[v6]:port" keeps the v6 address).
+url_host() {
+  local host=${1#*://}
   host=${host%%/*}
+  host=${host##*@}
+  if [[ $host == \[* ]]; then
+    host=${host#[}
+    echo "${host%%]*}"
+  else
+    echo "${host%%:*}"
+  fi
+}
+
+for url in $MESHLAB_ENDPOINTS; do
+  host=$(url_host "$url")
   if ! getent hosts "$host" >/dev/null; then
     problems+=("DNS cannot resolve $host (resolvectl status): RKE2 and its images come from there")
   elif ! curl -sS -o /dev/null --max-time 15 "$url" 2>/dev/null; then
-    problems+=("$url is not reachable over HTTPS: check the NAT adapter and any proxy")
+    problems+=("$url is not reachable: check the NAT adapter and any proxy")
   fi
 done
 
