@@ -13,7 +13,7 @@ POLICY_CONFIG := $(wildcard policy-pack/config/$(STACK).json)
 POLICY := --policy-pack policy-pack $(if $(POLICY_CONFIG),--policy-pack-config $(POLICY_CONFIG))
 
 .PHONY: venv test lint plan up preview destroy bench project-file cloud-init-validator reference clean engine \
-	test-engine test-plugins
+	test-engine test-plugins kube test-kube
 
 venv: $(VENV)/.installed
 
@@ -33,7 +33,7 @@ reference:
 lint: venv
 	$(BIN)/ruff check .
 	$(BIN)/mypy
-	$(BIN)/shellcheck -s bash components/shell/*.sh components/*/scripts/*.sh tools/*.sh tests/engine/bootstrap.sh .ci/run
+	$(BIN)/shellcheck -s bash components/shell/*.sh components/*/scripts/*.sh tools/*.sh tests/engine/bootstrap.sh tests/kube/bootstrap.sh .ci/run
 
 test: venv cloud-init-validator lint
 	$(BIN)/python -m pytest
@@ -55,6 +55,15 @@ test-plugins:
 
 test-engine: venv engine test-plugins
 	$(BIN)/python -m pytest tests/engine
+
+# A real Kubernetes control plane at the lab's version (etcd, kube-apiserver, kube-controller-manager,
+# kubectl), built from Go modules into a cache outside the repository (see docs/kube-tier.md);
+# `make test-kube` applies every stack's objects to it and compares Pod Security with the policy pack.
+kube:
+	bash tests/kube/bootstrap.sh
+
+test-kube: venv kube
+	$(BIN)/python -m pytest tests/kube
 
 plan: venv
 	$(BIN)/python -m tools.plan $(STACK)
