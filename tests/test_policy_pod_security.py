@@ -141,8 +141,8 @@ def test_privileged_namespaces_check_nothing():
         assert validate_pod_security(WRAPPERS["DaemonSet"](fixture_pod(path), "istio-system"), settings) == []
 
 
-# Upstream names each fixture after the check it exercises. At restricted, the restricted seccomp
-# and capabilities checks take over from their baseline counterparts.
+# Upstream names each fixture after the check it exercises. At restricted, the restricted seccomp,
+# capabilities and volumes checks take over from their baseline counterparts.
 CHECK_OF_FIXTURE = {
     "allowprivilegeescalation": "allowPrivilegeEscalation",
     "apparmorprofile": "appArmorProfile",
@@ -164,6 +164,7 @@ CHECK_OF_FIXTURE = {
 }
 REPLACED_AT_RESTRICTED = {
     "capabilities_baseline": "capabilities_restricted",
+    "hostPathVolumes": "restrictedVolumes",
     "seccompProfile_baseline": "seccompProfile_restricted",
 }
 
@@ -264,6 +265,18 @@ def test_restricted_replaces_the_baseline_checks_it_tightens_even_for_windows():
     }
     assert checks(loose) == set()
     assert checks(loose, Level.BASELINE) == {"seccompProfile_baseline", "capabilities_baseline"}
+
+
+def test_restricted_volumes_replace_the_host_path_check():
+    """Upstream's restrictedVolumes overrides hostPathVolumes (psa v0.32.7 OverrideCheckIDs): a hostPath
+    volume is one finding at restricted, found by the real admission plugin's differential test."""
+    host_path = {
+        "securityContext": {"runAsNonRoot": True, "seccompProfile": {"type": "RuntimeDefault"}},
+        "volumes": [{"name": "host", "hostPath": {"path": "/var/run"}}],
+        "containers": [container()],
+    }
+    assert checks(host_path) == {"restrictedVolumes"}
+    assert checks(host_path, Level.BASELINE) == {"hostPathVolumes"}
 
 
 def test_user_namespace_pods_are_relaxed_only_behind_the_feature_gate():

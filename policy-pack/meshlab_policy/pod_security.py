@@ -409,7 +409,7 @@ CHECKS: tuple[Check, ...] = (
     Check("seccompProfile_baseline", Level.BASELINE, seccomp_baseline),
     Check("sysctls", Level.BASELINE, sysctls),
     Check("windowsHostProcess", Level.BASELINE, windows_host_process),
-    Check("restrictedVolumes", Level.RESTRICTED, restricted_volumes),
+    Check("restrictedVolumes", Level.RESTRICTED, restricted_volumes, replaces="hostPathVolumes"),
     Check("allowPrivilegeEscalation", Level.RESTRICTED, allow_privilege_escalation),
     Check("runAsNonRoot", Level.RESTRICTED, run_as_non_root),
     Check("runAsUser", Level.RESTRICTED, run_as_user),
