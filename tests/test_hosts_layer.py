@@ -184,7 +184,7 @@ def _cloud_config_validator() -> Any:
 def test_seed_documents_are_valid_cloud_init(rendered):
     validate = _cloud_config_validator()
     if validate is None:
-        # `make test` unpacks cloud-init wherever dpkg-deb exists; only elsewhere do the
+        # `make test-offline` unpacks cloud-init wherever dpkg-deb exists; only elsewhere do the
         # structural checks below stand alone.
         assert not os.environ.get("CI"), "CI must unpack cloud-init (tools/fetch_cloud_init.sh)"
         assert not shutil.which("dpkg-deb"), "run `make cloud-init-validator` first"
