@@ -50,7 +50,7 @@ def cache_dir() -> Path:
 @dataclass(frozen=True)
 class Component:
     name: str
-    plugin_version: str
+    version: str  # the plugin version (engine) or the pinned version (kube) it was built as
     state: str
     detail: str
 

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import os
 import subprocess
-from dataclasses import dataclass
 from pathlib import Path
+
+from tests.engine import toolchain as engine_toolchain
+from tests.engine.toolchain import read_status  # bootstrap.sh writes the engine tier's status.tsv format
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[1]
@@ -20,39 +22,14 @@ ALL = (ETCD, APISERVER, CONTROLLER_MANAGER, KUBECTL)
 
 
 def read_versions(path: Path = VERSIONS) -> dict[str, str]:
-    """KEY=VALUE lines of versions.env (comments and blank lines skipped)."""
-    versions: dict[str, str] = {}
-    for raw in path.read_text().splitlines():
-        line = raw.strip()
-        if line and not line.startswith("#"):
-            key, _, value = line.partition("=")
-            versions[key] = value
-    return versions
+    """KEY=VALUE lines of this tier's versions.env (the engine tier's format)."""
+    return engine_toolchain.read_versions(path)
 
 
 def cache_dir() -> Path:
     """The cache directory of the current versions (it may not exist yet)."""
     out = subprocess.run(["bash", str(BOOTSTRAP), "--dir"], check=True, capture_output=True, text=True)
     return Path(out.stdout.strip())
-
-
-@dataclass(frozen=True)
-class Component:
-    name: str
-    version: str
-    state: str
-    detail: str
-
-
-def read_status(directory: Path) -> dict[str, Component]:
-    """bootstrap.sh's status.tsv: what was built, and why anything is missing."""
-    status: dict[str, Component] = {}
-    path = directory / "status.tsv"
-    if path.exists():
-        for line in path.read_text().splitlines():
-            name, version, state, detail = [*line.split("\t"), "", "", ""][:4]
-            status[name] = Component(name, version, state, detail)
-    return status
 
 
 def missing(directory: Path, names: tuple[str, ...] = ALL) -> list[str]:
