@@ -6,8 +6,8 @@ from collections.abc import Mapping
 from typing import Any
 
 import pulumi
-import pulumi_kubernetes as k8s
 
+from components.kube import helm_release
 from config import versions
 
 # Generous: a lab on a laptop pulls every image for the first time.
@@ -23,7 +23,7 @@ def release(
     values: Mapping[str, Any] | pulumi.Output[Mapping[str, Any]],
     opts: pulumi.ResourceOptions,
     version: str | None = None,
-) -> k8s.helm.v3.Release:
+) -> pulumi.CustomResource:
     """`helm upgrade --install` of the pinned chart `chart` (a key of versions.CHARTS) as release `name`
     in `namespace`, registered as `resource_name`. `version` overrides the pin where a setting
     chooses it (Istio's charts follow meshlab:istioVersion).
@@ -31,12 +31,12 @@ def release(
     Pulumi waits until the release's workloads are ready, so whatever depends on it (a pool after
     MetalLB's webhook, istio-cni after istiod) starts against a working service."""
     pinned = versions.CHARTS[chart]
-    return k8s.helm.v3.Release(
+    return helm_release(
         resource_name,
-        name=name,
+        release_name=name,
         chart=pinned.name,
         version=version or pinned.version,
-        repository_opts=k8s.helm.v3.RepositoryOptsArgs(repo=pinned.repository),
+        repository=pinned.repository,
         namespace=namespace,
         values=values,
         timeout=RELEASE_TIMEOUT_SECONDS,

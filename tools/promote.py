@@ -38,6 +38,7 @@ from config.settings import promotable_keys
 from config.stack_yaml import config_values
 from config.validation import SettingsError
 from tools.plan import policy_report_lines, policy_resources
+from tools.policy import ROOT  # noqa: F401 - importing tools.policy puts policy-pack on sys.path
 from tools.render import render, stack_file
 
 # isort: split

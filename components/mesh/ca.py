@@ -12,10 +12,10 @@ own certificates renew (every 24 h). Rotating the root is a planned change: see 
 from __future__ import annotations
 
 import pulumi
-import pulumi_kubernetes as k8s
 import pulumi_tls as tls
 
 from components.cluster.rke2_cluster import ClusterAccess
+from components.kube import secret
 from components.security.namespaces import ISTIO_SYSTEM
 from config.settings import MeshSettings
 
@@ -95,7 +95,7 @@ class MeshCa(pulumi.ComponentResource):
             opts=child,
         )
         chain = pulumi.Output.all(intermediate.cert_pem, root_cert).apply(lambda pems: pems[0] + pems[1])
-        self.secret = k8s.core.v1.Secret(
+        self.secret = secret(
             f"{name}-cacerts",
             metadata={"name": CACERTS_SECRET, "namespace": ISTIO_SYSTEM},
             type="Opaque",

@@ -7,9 +7,9 @@ start, so the mesh layer depends on this component.
 from __future__ import annotations
 
 import pulumi
-import pulumi_kubernetes as k8s
 
 from components.cluster.rke2_cluster import ClusterAccess
+from components.kube import config_file
 from config import versions
 
 
@@ -21,7 +21,5 @@ class GatewayApiCrds(pulumi.ComponentResource):
             {"version": versions.GATEWAY_API, "manifest": versions.GATEWAY_API_CRDS_URL},
             opts,
         )
-        self.crds = k8s.yaml.v2.ConfigFile(
-            f"{name}-standard", file=versions.GATEWAY_API_CRDS_URL, opts=access.options(self)
-        )
+        self.crds = config_file(f"{name}-standard", file=versions.GATEWAY_API_CRDS_URL, opts=access.options(self))
         self.register_outputs({"version": versions.GATEWAY_API})

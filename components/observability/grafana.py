@@ -11,12 +11,11 @@ from __future__ import annotations
 from typing import Any
 
 import pulumi
-import pulumi_kubernetes as k8s
 import pulumi_random as random
 
 from components.cluster.rke2_cluster import ClusterAccess
 from components.helm import release
-from components.kube import kube_object
+from components.kube import kube_object, secret
 from components.network.ingress import IngressGateway, http_route, ui_hostname
 from components.security.namespaces import MONITORING
 from config import versions
@@ -103,7 +102,7 @@ class Grafana(pulumi.ComponentResource):
             f"{name}-admin-password", length=32, special=False, opts=pulumi.ResourceOptions(parent=self)
         )
         self.admin_password: pulumi.Output[str] = pulumi.Output.secret(password.result)
-        credentials = k8s.core.v1.Secret(
+        credentials = secret(
             f"{name}-admin",
             metadata={"name": ADMIN_SECRET, "namespace": MONITORING},
             type="Opaque",

@@ -15,11 +15,10 @@ from __future__ import annotations
 from typing import Any
 
 import pulumi
-import pulumi_kubernetes as k8s
 
 from components.cluster.rke2_cluster import ClusterAccess
 from components.helm import release
-from components.kube import kube_object
+from components.kube import kube_object, secret
 from components.network.ingress import IngressGateway, http_route, ui_hostname
 from components.observability.grafana import ADMIN_USER
 from components.security.namespaces import ISTIO_SYSTEM
@@ -92,7 +91,7 @@ class Kiali(pulumi.ComponentResource):
             {"hostname": hostname, "authStrategy": settings.platform.kiali_auth_strategy},
             opts,
         )
-        grafana_credentials = k8s.core.v1.Secret(
+        grafana_credentials = secret(
             f"{name}-grafana-password",
             metadata={"name": GRAFANA_SECRET, "namespace": ISTIO_SYSTEM},
             type="Opaque",

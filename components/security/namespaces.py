@@ -14,10 +14,9 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import pulumi
-import pulumi_kubernetes as k8s
 
 from components.cluster.rke2_cluster import ClusterAccess
-from components.kube import kube_object
+from components.kube import kube_object, service_account_patch
 from config import versions
 from config.settings import Settings
 
@@ -104,7 +103,7 @@ def labelled_namespace(
 ) -> pulumi.Resource:
     """The namespace, and its default ServiceAccount told not to mount a token (CIS 5.1.5)."""
     namespace = kube_object(name, spec.document(), access.options(parent, depends_on))
-    k8s.core.v1.ServiceAccountPatch(
+    service_account_patch(
         f"{name}-default-sa",
         metadata={
             "name": "default",
