@@ -13,7 +13,7 @@ POLICY_CONFIG := $(wildcard policy-pack/config/$(STACK).json)
 POLICY := --policy-pack policy-pack $(if $(POLICY_CONFIG),--policy-pack-config $(POLICY_CONFIG))
 
 .PHONY: venv test test-offline lint plan up preview destroy bench project-file cloud-init-validator reference clean engine \
-	test-engine test-plugins kube test-kube
+	test-engine test-plugins kube test-kube mutation
 
 venv: $(VENV)/.installed
 
@@ -69,6 +69,12 @@ kube:
 
 test-kube: venv kube
 	$(BIN)/python -m pytest tests/kube
+
+# Mutation testing of the core modules, each against the tests that cover it (tools/mutation.py, Cosmic
+# Ray; scores in docs/testing.md). Minutes, not seconds: not part of `make test` or CI.
+# MUTATION_ARGS="--module mesh" runs one module.
+mutation: venv
+	nice -n 10 $(BIN)/python -m tools.mutation $(MUTATION_ARGS)
 
 plan: venv
 	$(BIN)/python -m tools.plan $(STACK)

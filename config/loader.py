@@ -273,7 +273,8 @@ def _canonical_keys(values: Mapping[str, Any]) -> tuple[dict[str, Any], list[Pro
             spelled[f"{_ROLLOUT_OBJECT}.phase"] = rollout["phase"]
     if ROLLOUT_PHASE in result:
         spelled[ROLLOUT_PHASE] = result[ROLLOUT_PHASE]
-    if len({json.dumps(value, default=str) for value in spelled.values()}) > 1:
+    # Compared as text: the stack file hands the object's phase over as a number, the flat keys as strings.
+    if len({str(value) for value in spelled.values()}) > 1:
         shown = ", ".join(f"{key} = {value}" for key, value in spelled.items())
         problems.append(Problem(ROLLOUT_PHASE, shown, "the rollout phase is set more than once, differently"))
     elif spelled:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import re
 import shlex
 
 import jsonschema
@@ -257,20 +258,37 @@ def test_kube_vip_is_a_static_pod_for_the_control_plane_vip_only(lab):
         assert not [r for r in lab.resources() if r.name == f"cluster-{agent}-copy-kube-vip"]
 
 
+def exported(command: str) -> dict[str, str]:
+    """Every variable a step's script exports, multi-line values included."""
+    script = shlex.split(command)[-1]
+    tokens = shlex.split(script.split("#!/usr/bin/env bash")[0])
+    return dict(token.split("=", 1) for token in tokens if token != "export")
+
+
+# (staged name, destination, mode) of each file, in the order the files step places them.
+SERVER_FILES = [
+    ("rke2-config.yaml", "/etc/rancher/rke2/config.yaml", "0600"),
+    ("rke2-cilium-config.yaml", "/var/lib/rancher/rke2/server/manifests/rke2-cilium-config.yaml", "0600"),
+    ("kube-vip.yaml", "/var/lib/rancher/rke2/agent/pod-manifests/kube-vip.yaml", "0600"),
+]
+
+
 def test_files_go_to_their_places_before_the_first_start(lab):
-    for server in SERVERS:
-        files = step(lab, server, "files")
-        create = files.inputs["create"]
-        for destination in (
-            "/etc/rancher/rke2/config.yaml 0600",
-            "/var/lib/rancher/rke2/server/manifests/rke2-cilium-config.yaml 0600",
-            "/var/lib/rancher/rke2/agent/pod-manifests/kube-vip.yaml 0600",
-        ):
-            assert destination in create
-        for copy in ("copy-rke2-config", "copy-rke2-cilium-config", "copy-kube-vip"):
-            assert depends(files, step(lab, server, copy))
-        start = step(lab, server, "start")
-        assert depends(start, files) and depends(start, step(lab, server, "install"))
+    for node in (*SERVERS, *AGENTS):
+        files = step(lab, node, "files")
+        inputs = exported(files.inputs["create"])
+        placed = [tuple(line.split(" ")) for line in inputs["MESHLAB_FILES"].splitlines()]
+        # Exactly these paths: a prefixed or suffixed destination is a file RKE2 never reads.
+        assert placed == (SERVER_FILES if node in SERVERS else SERVER_FILES[:1]), node
+        assert inputs["MESHLAB_STAGING_DIR"] == "/home/meshlab/.meshlab-staging"
+        assert re.fullmatch(r"[0-9a-f]{16}", inputs["MESHLAB_FILES_DIGEST"])
+        for name, _, _ in placed:
+            copy = step(lab, node, f"copy-{name.removesuffix('.yaml')}")
+            assert copy.inputs["remotePath"] == f"/home/meshlab/.meshlab-staging/{name}"
+            assert depends(files, copy)
+        start = step(lab, node, "start")
+        assert depends(start, files) and depends(start, step(lab, node, "install"))
+        assert re.fullmatch(r"[0-9a-f]{16}", exported(start.inputs["create"])["MESHLAB_CONFIG_DIGEST"])
 
 
 # --- order ----------------------------------------------------------------------------------------
