@@ -16,7 +16,8 @@ from components.apps.demos import AmbientDemo, L7RoutingDemo, PrincipalDemo, ext
 from components.apps.web_test import NAMESPACE as APP_NAMESPACE
 from components.apps.web_test import WebTest
 from components.cluster.rke2_cluster import ClusterAccess, Rke2Cluster
-from components.hosts.lab_hosts import HostsOutput, LabHosts
+from components.hosts.backends import lab_hosts
+from components.hosts.output import HostsOutput
 from components.mesh.istio import IstioAmbient
 from components.network.gateway_api import GatewayApiCrds
 from components.network.ingress import IngressGateway
@@ -79,9 +80,9 @@ class Lab:
 
 def build_lab(settings: Settings, stack: str) -> Lab:
     phase = settings.apps.rollout_phase
-    hosts = LabHosts("hosts", settings=settings, stack=stack)
-    cluster = Rke2Cluster("cluster", hosts=hosts.output, settings=settings, stack=stack).access
-    lab = Lab(hosts=hosts.output, cluster=cluster)
+    hosts = lab_hosts(settings, stack)
+    cluster = Rke2Cluster("cluster", hosts=hosts, settings=settings, stack=stack).access
+    lab = Lab(hosts=hosts, cluster=cluster)
     if phase < 2:
         return lab
 

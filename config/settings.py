@@ -156,6 +156,36 @@ class TopologySettings(_Section):
         return [*self.servers, *self.agents]
 
 
+Hypervisor = Literal["virtualbox", "qemu"]
+QemuAccelerator = Literal["auto", "kvm", "tcg"]
+# Local image files by suffix: what each one holds.
+IMAGE_FORMATS: dict[str, Literal["vmdk", "qcow2"]] = {".qcow2": "qcow2", ".img": "qcow2", ".vmdk": "vmdk"}
+
+
+class HostsSettings(_Section):
+    """Which hypervisor runs the nodes, and the image they boot. The environment's own: never promoted."""
+
+    hypervisor: Hypervisor = Field(
+        default="virtualbox", description="What runs the node VMs: virtualbox, or qemu (QEMU/KVM on Linux)."
+    )
+    qemu_accelerator: QemuAccelerator = Field(
+        default="auto", description="QEMU only: kvm, tcg (emulation, slow), or auto (KVM when the host has it)."
+    )
+    qemu_bridge: str = Field(
+        default="",
+        description="QEMU only: the Linux bridge the lab NICs join; empty means meshlab-STACK, created if missing.",
+    )
+    image_file: str = Field(
+        default="",
+        description="A local cloud image (.qcow2, .img or .vmdk) instead of the pinned Ubuntu download; absolute path.",
+    )
+    image_sha256: str = Field(default="", description="The SHA-256 of meshlab:imageFile, checked before use.")
+
+    def bridge_name(self, stack: str) -> str:
+        """The QEMU lab bridge: meshlab:qemuBridge, or one named after the stack (cut to 15 characters)."""
+        return self.qemu_bridge or f"meshlab-{stack}"[:15]
+
+
 class NetworkSettings(_Section):
     """Addresses on the VirtualBox host-only network and inside the cluster."""
 
@@ -348,6 +378,7 @@ class Settings(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     topology: TopologySettings
+    hosts: HostsSettings = Field(default_factory=HostsSettings)
     network: NetworkSettings
     access: AccessSettings
     cluster: ClusterSettings
@@ -368,6 +399,7 @@ class Settings(BaseModel):
 
 SECTIONS: dict[str, type[_Section]] = {
     "topology": TopologySettings,
+    "hosts": HostsSettings,
     "network": NetworkSettings,
     "access": AccessSettings,
     "cluster": ClusterSettings,

@@ -10,15 +10,18 @@ import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from ipaddress import IPv4Address, IPv4Network
+from pathlib import PurePosixPath
 from typing import Any
 
 from config import versions
 from config.settings import (
     ETCD_SERVER_COUNTS,
+    IMAGE_FORMATS,
     MINIMUM_RESOURCES,
     VIRTUALBOX_NAT,
     AppSettings,
     ClusterSettings,
+    HostsSettings,
     MeshSettings,
     NetworkSettings,
     NodeSpec,
@@ -39,8 +42,8 @@ MINIMUM_READY_TIMEOUT_SECONDS = 60
 _DURATION = re.compile(r"^[0-9]+(ms|s|m|h|d|w|y)$")
 _OBJECT_NAME = re.compile(r"^[a-z0-9]([a-z0-9.-]{0,251}[a-z0-9])?$")
 MINIMUM_CA_HOURS = 24
-# repository[:tag][@sha256:digest] with a tag other than latest, or a digest.
-_PINNED_IMAGE = re.compile(r"^[a-z0-9.\-/_]+(:(?!latest$)[\w.\-]+)?(@sha256:[0-9a-f]{64})?$")
+# [registry[:port]/]repository[:tag][@sha256:digest] with a tag other than latest, or a digest.
+_PINNED_IMAGE = re.compile(r"^([a-z0-9.\-]+(:[0-9]+)?/)?[a-z0-9.\-/_]+(:(?!latest$)[\w.\-]+)?(@sha256:[0-9a-f]{64})?$")
 ROLLOUT_PHASES = (1, 2, 3, 4)
 _ISTIO_VERSION = re.compile(r"^1\.[0-9]+\.[0-9]+$")
 
@@ -135,7 +138,42 @@ def _check_inside(key: str, value: Any, address: IPv4Address, subnet: IPv4Networ
         yield Problem(key, value, f"{address} is the network or broadcast address of {subnet}")
 
 
-def check_network(network: NetworkSettings, topology: TopologySettings) -> Iterator[Problem]:
+# Linux interface names (bridges, taps) are at most 15 characters.
+_INTERFACE_NAME = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,14}$")
+_SHA256 = re.compile(r"^[0-9a-f]{64}$")
+
+
+def check_hosts(hosts: HostsSettings) -> Iterator[Problem]:
+    if hosts.hypervisor != "qemu":
+        if hosts.qemu_bridge:
+            yield Problem(config_key("qemu_bridge"), hosts.qemu_bridge, "is read only with meshlab:hypervisor qemu")
+        if hosts.qemu_accelerator != "auto":
+            yield Problem(
+                config_key("qemu_accelerator"), hosts.qemu_accelerator, "is read only with meshlab:hypervisor qemu"
+            )
+    if hosts.qemu_bridge and not _INTERFACE_NAME.match(hosts.qemu_bridge):
+        yield Problem(
+            config_key("qemu_bridge"),
+            hosts.qemu_bridge,
+            "not a Linux interface name (letters, digits, _.-; 15 at most)",
+        )
+    image, digest = hosts.image_file, hosts.image_sha256
+    if bool(image) != bool(digest):
+        yield Problem(
+            config_key("image_file" if image else "image_sha256"),
+            image or digest,
+            "set both meshlab:imageFile and meshlab:imageSha256, or neither to use the pinned Ubuntu image",
+        )
+    if image and not PurePosixPath(image).is_absolute():
+        yield Problem(config_key("image_file"), image, "must be an absolute path")
+    if image and PurePosixPath(image).suffix not in IMAGE_FORMATS:
+        suffixes = ", ".join(IMAGE_FORMATS)
+        yield Problem(config_key("image_file"), image, f"must end in one of {suffixes} (the format is read from it)")
+    if digest and not _SHA256.match(digest):
+        yield Problem(config_key("image_sha256"), digest, "must be 64 lowercase hexadecimal digits")
+
+
+def check_network(network: NetworkSettings, topology: TopologySettings, hosts: HostsSettings) -> Iterator[Problem]:
     subnet = network.host_only_cidr
     host_ip = network.host_ip
     pool = network.metallb_pool
@@ -144,7 +182,10 @@ def check_network(network: NetworkSettings, topology: TopologySettings) -> Itera
         yield Problem(
             config_key("host_only_cidr"), subnet, "use a /28 or larger subnet: it must hold nodes, VIP and pool"
         )
-    if not any(subnet.subnet_of(allowed) for allowed in network.vbox_allowed_ranges):
+    # A QEMU bridge takes any subnet; VirtualBox's host-only networks only the allowed ranges.
+    if hosts.hypervisor == "virtualbox" and not any(
+        subnet.subnet_of(allowed) for allowed in network.vbox_allowed_ranges
+    ):
         allowed_text = ", ".join(str(allowed) for allowed in network.vbox_allowed_ranges)
         yield Problem(
             config_key("host_only_cidr"),
@@ -354,7 +395,8 @@ def validate(settings: Settings) -> list[Problem]:
     """Every cross-field problem of a parsed settings tree (empty when valid)."""
     problems = [
         *check_topology(settings.topology),
-        *check_network(settings.network, settings.topology),
+        *check_hosts(settings.hosts),
+        *check_network(settings.network, settings.topology, settings.hosts),
         *check_cluster(settings.cluster, settings.network, settings.topology),
         *check_mesh(settings.mesh),
         *check_platform(settings.platform, settings.network),

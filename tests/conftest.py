@@ -122,7 +122,7 @@ def stack_configs() -> dict[str, StackConfig]:
 def _checked(rendering: Rendering) -> Rendering:
     resources = rendering.resources()
     assert resources, "the program registered nothing: are the mocks set?"
-    assert any(r.type == "meshlab:hosts:LabHosts" for r in resources)
+    assert any(r.type in {"meshlab:hosts:LabHosts", "meshlab:hosts:QemuHosts"} for r in resources)
     assert any(r.type == "meshlab:cluster:Rke2Cluster" for r in resources)
     return rendering
 

@@ -33,7 +33,7 @@ from components.cluster.files import (
 from components.cluster.nfs import NfsExport, NfsServer
 from components.cluster.node import Rke2Node
 from components.cluster.steps import NodeTarget, node_step
-from components.hosts.lab_hosts import HostsOutput
+from components.hosts.output import HostsOutput
 from config.settings import NAMESPACE, Settings
 
 TOKEN_LENGTH = 64

@@ -15,14 +15,15 @@ import pulumi
 from pulumi_command import remote
 
 from components.cluster.scripts import as_root, render_script
-from components.hosts.vm import SshAccess, VirtualBoxVm
+from components.hosts.output import HostNode
+from components.hosts.vm import SshAccess
 
 
 @dataclass(frozen=True)
 class NodeTarget:
     """One lab node as the cluster layer reaches it."""
 
-    vm: VirtualBoxVm
+    vm: HostNode
     connection: remote.ConnectionArgs
 
     @property
@@ -38,7 +39,7 @@ class NodeTarget:
         return self.vm.role
 
     @staticmethod
-    def of(vm: VirtualBoxVm, ssh: SshAccess) -> NodeTarget:
+    def of(vm: HostNode, ssh: SshAccess) -> NodeTarget:
         return NodeTarget(vm=vm, connection=ssh.connection(vm.ip))
 
 

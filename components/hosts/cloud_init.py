@@ -22,7 +22,7 @@ def mac_address(vm_name: str, nic: int) -> str:
     return "02" + digest[:5].hex()
 
 
-def _with_colons(mac: str) -> str:
+def with_colons(mac: str) -> str:
     return ":".join(mac[i : i + 2] for i in range(0, 12, 2))
 
 
@@ -74,12 +74,12 @@ def network_config(vm_name: str, node: NodeSpec, subnet: IPv4Network) -> str:
         "version": 2,
         "ethernets": {
             NAT_INTERFACE: {
-                "match": {"macaddress": _with_colons(mac_address(vm_name, 1))},
+                "match": {"macaddress": with_colons(mac_address(vm_name, 1))},
                 "set-name": NAT_INTERFACE,
                 "dhcp4": True,
             },
             HOST_ONLY_INTERFACE: {
-                "match": {"macaddress": _with_colons(mac_address(vm_name, 2))},
+                "match": {"macaddress": with_colons(mac_address(vm_name, 2))},
                 "set-name": HOST_ONLY_INTERFACE,
                 "dhcp4": False,
                 # No gateway: the default route stays on the NAT NIC, cluster traffic stays here.

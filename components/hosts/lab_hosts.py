@@ -1,4 +1,5 @@
-"""`meshlab:hosts:LabHosts`: every VM of a stack, created in parallel on one host-only network.
+"""`meshlab:hosts:LabHosts`: the VirtualBox backend. Every VM of a stack, created in parallel on
+one host-only network.
 
 It hands the cluster layer a `HostsOutput`: who the nodes are, how to reach them over SSH,
 and which resources to wait for.
@@ -6,41 +7,26 @@ and which resources to wait for.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import pulumi
-import pulumi_tls as tls
 
-from components.hosts.image import BaseImage
+from components.hosts.image import BaseImage, cloud_image
 from components.hosts.network import HostOnlyNetwork, macos_dhcp_address
+from components.hosts.output import HostsOutput, ssh_access
 from components.hosts.preflight import HostPreflight
-from components.hosts.vm import SshAccess, VirtualBoxVm, VmSize
-from config import versions
+from components.hosts.vm import VirtualBoxVm, vm_sizes
 from config.settings import HOST_ONLY_INTERFACE, NAMESPACE, Settings
-
-
-@dataclass(frozen=True)
-class HostsOutput:
-    """What the layers above need from the hosts layer."""
-
-    vms: list[VirtualBoxVm]
-    ssh: SshAccess
-    host_only_interface: str
 
 
 class LabHosts(pulumi.ComponentResource):
     def __init__(self, name: str, *, settings: Settings, stack: str, opts: pulumi.ResourceOptions | None = None):
         super().__init__("meshlab:hosts:LabHosts", name, None, opts)
         topology, network, access = settings.topology, settings.network, settings.access
-        image = versions.UBUNTU_IMAGES[topology.guest_arch]
+        image = cloud_image(settings)
         cache = {"MESHLAB_CACHE_DIR": access.image_cache_dir} if access.image_cache_dir else {}
         child = pulumi.ResourceOptions(parent=self)
 
-        self.ssh = self._ssh_access(name, settings)
-        sizes = {
-            "server": VmSize(topology.server_cpus, topology.server_memory_mib, topology.server_disk_gib),
-            "agent": VmSize(topology.agent_cpus, topology.agent_memory_mib, topology.agent_disk_gib),
-        }
+        self.ssh = ssh_access(name, settings, self)
+        sizes = vm_sizes(topology)
         vm_names = {node.name: f"{NAMESPACE}-{stack}-{node.name}" for node in topology.nodes}
 
         self.preflight = HostPreflight(
@@ -80,22 +66,3 @@ class LabHosts(pulumi.ComponentResource):
         ]
         self.output = HostsOutput(vms=self.vms, ssh=self.ssh, host_only_interface=HOST_ONLY_INTERFACE)
         self.register_outputs({"nodes": {vm.node.name: vm.ip for vm in self.vms}})
-
-    def _ssh_access(self, name: str, settings: Settings) -> SshAccess:
-        access = settings.access
-        if access.ssh_public_key:
-            return SshAccess(
-                user=access.ssh_user,
-                public_key=pulumi.Output.from_input(access.ssh_public_key),
-                private_key=pulumi.Output.secret(access.ssh_private_key.get_secret_value()),
-            )
-        key = tls.PrivateKey(
-            f"{name}-ssh-key",
-            algorithm="ED25519",
-            opts=pulumi.ResourceOptions(parent=self, additional_secret_outputs=["privateKeyOpenssh", "privateKeyPem"]),
-        )
-        return SshAccess(
-            user=access.ssh_user,
-            public_key=key.public_key_openssh,
-            private_key=pulumi.Output.secret(key.private_key_openssh),
-        )

@@ -4,15 +4,16 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from ipaddress import IPv4Network
 
 import pulumi
-from pulumi_command import remote
+from pulumi_command import local, remote
 
-from components.hosts.cloud_init import mac_address, seed_documents
+from components.hosts.cloud_init import SeedDocuments, mac_address, seed_documents
 from components.hosts.image import BaseImage
 from components.hosts.network import HostOnlyNetwork
 from components.hosts.steps import step_command
-from config.settings import NodeSpec
+from config.settings import NodeSpec, TopologySettings
 
 SSH_TIMEOUT_SECONDS = 600
 # remote.Command retries the SSH dial this many times, each bounded by PER_DIAL_TIMEOUT seconds.
@@ -37,6 +38,14 @@ class VmSize:
     cpus: int
     memory_mib: int
     disk_gib: int
+
+
+def vm_sizes(topology: TopologySettings) -> dict[str, VmSize]:
+    """The VM size of each role."""
+    return {
+        "server": VmSize(topology.server_cpus, topology.server_memory_mib, topology.server_disk_gib),
+        "agent": VmSize(topology.agent_cpus, topology.agent_memory_mib, topology.agent_disk_gib),
+    }
 
 
 @dataclass(frozen=True)
@@ -86,22 +95,14 @@ class VirtualBoxVm(pulumi.ComponentResource):
         self.ip = str(node.ip)
         self.role = node.role
 
-        documents = ssh.public_key.apply(
-            lambda key: seed_documents(
-                vm_name=vm_name,
-                node=node,
-                subnet=network.subnet,
-                ssh_user=ssh.user,
-                ssh_public_key=key,
-                ntp_servers=ntp_servers,
-            )
-        )
-        self.seed = step_command(
-            f"{name}-seed",
-            create="seed_create",
-            delete="seed_delete",
-            environment={"MESHLAB_VM_NAME": vm_name, **cache_environment},
-            stdin=documents.apply(lambda docs: json.dumps(docs.as_dict(), sort_keys=True)),
+        documents, self.seed = seed_step(
+            name,
+            vm_name=vm_name,
+            node=node,
+            subnet=network.subnet,
+            ssh=ssh,
+            ntp_servers=ntp_servers,
+            cache_environment=cache_environment,
             parent=self,
         )
         arm = image.image.arch == "arm64"
@@ -131,24 +132,73 @@ class VirtualBoxVm(pulumi.ComponentResource):
             # cloud-init applies a seed only on first boot: a new seed means a new VM.
             triggers=[documents.apply(lambda docs: docs.digest)],
         )
-        self.ssh_ready = step_command(
-            f"{name}-ssh",
-            create="wait_ssh",
-            environment={
-                "MESHLAB_VM_NAME": vm_name,
-                "MESHLAB_NODE_IP": self.ip,
-                "MESHLAB_TIMEOUT_SECONDS": str(SSH_TIMEOUT_SECONDS),
-            },
-            parent=self,
-            depends_on=[self.machine],
-            triggers=[self.machine.stdout],
-        )
-        self.cloud_init = remote.Command(
-            f"{name}-cloud-init",
-            connection=ssh.connection(self.ip),
-            create=CLOUD_INIT_WAIT,
-            triggers=[self.machine.stdout],
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[self.ssh_ready]),
+        self.ssh_ready, self.cloud_init = boot_waits(
+            name, vm_name=vm_name, ip=self.ip, machine=self.machine, ssh=ssh, parent=self
         )
         self.uuid = self.machine.stdout
         self.register_outputs({"ip": self.ip, "role": self.role, "vmName": vm_name, "uuid": self.uuid})
+
+
+def seed_step(
+    name: str,
+    *,
+    vm_name: str,
+    node: NodeSpec,
+    subnet: IPv4Network,
+    ssh: SshAccess,
+    ntp_servers: list[str],
+    cache_environment: dict[str, str],
+    parent: pulumi.Resource,
+) -> tuple[pulumi.Output[SeedDocuments], local.Command]:
+    """The VM's cloud-init documents, and the step that writes them to its NoCloud seed ISO."""
+    documents = ssh.public_key.apply(
+        lambda key: seed_documents(
+            vm_name=vm_name, node=node, subnet=subnet, ssh_user=ssh.user, ssh_public_key=key, ntp_servers=ntp_servers
+        )
+    )
+    seed = step_command(
+        f"{name}-seed",
+        create="seed_create",
+        delete="seed_delete",
+        environment={"MESHLAB_VM_NAME": vm_name, **cache_environment},
+        stdin=documents.apply(lambda docs: json.dumps(docs.as_dict(), sort_keys=True)),
+        parent=parent,
+    )
+    return documents, seed
+
+
+def boot_waits(
+    name: str,
+    *,
+    vm_name: str,
+    ip: str,
+    machine: local.Command,
+    ssh: SshAccess,
+    parent: pulumi.Resource,
+    hint: str | None = None,
+) -> tuple[local.Command, remote.Command]:
+    """Wait for SSH on the VM's lab address, then for cloud-init; both again for a new machine.
+    `hint` is where the SSH timeout tells the user to look (the VirtualBox log by default)."""
+    environment = {
+        "MESHLAB_VM_NAME": vm_name,
+        "MESHLAB_NODE_IP": ip,
+        "MESHLAB_TIMEOUT_SECONDS": str(SSH_TIMEOUT_SECONDS),
+    }
+    if hint:
+        environment["MESHLAB_SSH_HINT"] = hint
+    ssh_ready = step_command(
+        f"{name}-ssh",
+        create="wait_ssh",
+        environment=environment,
+        parent=parent,
+        depends_on=[machine],
+        triggers=[machine.stdout],
+    )
+    cloud_init = remote.Command(
+        f"{name}-cloud-init",
+        connection=ssh.connection(ip),
+        create=CLOUD_INIT_WAIT,
+        triggers=[machine.stdout],
+        opts=pulumi.ResourceOptions(parent=parent, depends_on=[ssh_ready]),
+    )
+    return ssh_ready, cloud_init

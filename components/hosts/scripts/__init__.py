@@ -14,6 +14,11 @@ STEPS = (
     "vm_create",
     "vm_delete",
     "wait_ssh",
+    "qemu_preflight",
+    "bridge_create",
+    "bridge_delete",
+    "qemu_vm_create",
+    "qemu_vm_delete",
 )
 SCRIPTS = StepScripts("hosts", __name__, STEPS)
 

@@ -86,3 +86,142 @@ sha256_of() {
     shasum -a 256 "$1" | awk '{ print $1 }'
   fi
 }
+
+# check_capacity VMS IMAGE_BYTES: a `problem` (the caller's) for each of CPUs, memory and cache disk
+# space that the VMs ("name:cpus:memory_mib:disk_gib" ...) need and this host lacks. Sets want_vms
+# and want_memory_mib for the caller's summary.
+check_capacity() {
+  local vm cpus memory_mib want_cpus_max=0 host_cpus available_mib=0 cache free_kib want_kib
+  want_memory_mib=0
+  want_vms=0
+  for vm in $1; do
+    IFS=: read -r _ cpus memory_mib _ <<<"$vm"
+    [ "$cpus" -gt "$want_cpus_max" ] && want_cpus_max=$cpus
+    want_memory_mib=$((want_memory_mib + memory_mib))
+    want_vms=$((want_vms + 1))
+  done
+
+  host_cpus=$(getconf _NPROCESSORS_ONLN 2>/dev/null || sysctl -n hw.ncpu 2>/dev/null || echo 0)
+  if [ "$host_cpus" -gt 0 ] && [ "$want_cpus_max" -gt "$host_cpus" ]; then
+    problem "a VM wants ${want_cpus_max} vCPUs but this host has ${host_cpus}"
+  fi
+
+  if [ -r /proc/meminfo ]; then
+    available_mib=$(awk '/^MemAvailable:/ { print int($2 / 1024) }' /proc/meminfo)
+  elif command -v vm_stat >/dev/null 2>&1; then
+    available_mib=$(vm_stat | awk '
+      /page size of/ { size = $8 }
+      /^Pages (free|inactive|speculative)/ { gsub(/\./, "", $NF); pages += $NF }
+      END { print int(pages * size / 1048576) }')
+  fi
+  if [ "$available_mib" -gt 0 ] && [ "$want_memory_mib" -gt "$available_mib" ]; then
+    problem "the VMs need ${want_memory_mib} MiB of memory but only ${available_mib} MiB is available"
+  fi
+
+  cache=$(cache_dir)
+  mkdir -p "$cache"
+  free_kib=$(df -Pk "$cache" | awk 'NR == 2 { print $4 }')
+  # The image, its converted base disk, and about 8 GiB that each node writes in its first hour.
+  want_kib=$(($2 * 3 / 1024 + want_vms * 8 * 1024 * 1024))
+  if [ "${free_kib:-0}" -lt "$want_kib" ]; then
+    problem "${cache} has $((free_kib / 1048576)) GiB free; the lab needs about $((want_kib / 1048576)) GiB"
+  fi
+}
+
+# --- QEMU backend ---
+
+# Where a QEMU VM keeps its disk, pid file and console log.
+qemu_vm_dir() { # VM
+  printf '%s/qemu/%s' "$(cache_dir)" "$1"
+}
+
+qemu_binary() { # GUEST_ARCH
+  case "$1" in
+    amd64) printf 'qemu-system-x86_64' ;;
+    arm64) printf 'qemu-system-aarch64' ;;
+    *) die "unknown guest architecture $1" ;;
+  esac
+}
+
+# UEFI firmware of arm64 guests (Debian's qemu-efi-aarch64, Fedora's edk2-aarch64, Homebrew's qemu).
+qemu_arm64_firmware() {
+  local candidate
+  for candidate in /usr/share/qemu-efi-aarch64/QEMU_EFI.fd /usr/share/AAVMF/AAVMF_CODE.fd \
+    /usr/share/edk2/aarch64/QEMU_EFI.fd /usr/share/qemu/edk2-aarch64-code.fd; do
+    [ -f "$candidate" ] && printf '%s' "$candidate" && return 0
+  done
+  return 1
+}
+
+# Why KVM cannot run GUEST_ARCH guests here, or nothing when it can. A /dev/kvm without VT-x/AMD-V
+# behind it (a nested or paravirtualised host) is refused: QEMU aborts or crawls on it.
+kvm_unusable_reason() { # GUEST_ARCH
+  local host_arch
+  case "$(uname -m)" in
+    x86_64) host_arch=amd64 ;;
+    aarch64 | arm64) host_arch=arm64 ;;
+    *) host_arch=$(uname -m) ;;
+  esac
+  if [ "$host_arch" != "$1" ]; then
+    printf 'the host is %s and the guests %s' "$host_arch" "$1"
+  elif [ ! -e /dev/kvm ]; then
+    printf 'there is no /dev/kvm (load kvm_intel or kvm_amd, or enable virtualisation in the firmware)'
+  elif [ ! -r /dev/kvm ] || [ ! -w /dev/kvm ]; then
+    printf '/dev/kvm is not readable and writable by %s (add the user to the kvm group)' "$(id -un)"
+  elif [ "$host_arch" = amd64 ] && ! grep -Eqw 'vmx|svm' /proc/cpuinfo; then
+    printf '/dev/kvm exists but the CPU shows no VT-x or AMD-V (a nested or paravirtualised host)'
+  fi
+}
+
+# The accelerator a VM gets: kvm or tcg. ACCELERATOR is auto, kvm or tcg.
+qemu_accelerator() { # ACCELERATOR GUEST_ARCH
+  local reason
+  reason=$(kvm_unusable_reason "$2")
+  case "$1" in
+    tcg) printf 'tcg' ;;
+    kvm)
+      [ -z "$reason" ] || die "meshlab:qemuAccelerator is kvm, but KVM is not usable: $reason"
+      printf 'kvm'
+      ;;
+    *) if [ -z "$reason" ]; then printf 'kvm'; else printf 'tcg'; fi ;;
+  esac
+}
+
+# Whether this process may create bridges and taps (root, or CAP_NET_ADMIN).
+has_net_admin() {
+  local effective
+  [ "$(id -u)" -eq 0 ] && return 0
+  effective=$(awk '/^CapEff:/ { print $2 }' /proc/self/status 2>/dev/null)
+  [ -n "$effective" ] && [ $(((16#$effective >> 12) & 1)) -eq 1 ]
+}
+
+link_exists() { # NAME
+  ip link show dev "$1" >/dev/null 2>&1
+}
+
+# The interfaces with an IPv4 address in HOST_IP/PREFIX's subnet, as "DEVICE ADDRESS/PREFIX" lines.
+addresses_in_subnet() { # HOST_IP PREFIX
+  local mask
+  mask=$(prefix_netmask "$2")
+  ip -4 -o addr show 2>/dev/null | while read -r _ device _ address _; do
+    if same_subnet "${address%/*}" "$1" "$mask" || same_subnet "${address%/*}" "$1" "$(prefix_netmask "${address#*/}")"; then
+      printf '%s %s\n' "$device" "$address"
+    fi
+  done
+}
+
+prefix_netmask() { # PREFIX -> dotted netmask
+  local bits=$(((0xffffffff << (32 - $1)) & 0xffffffff))
+  printf '%s.%s.%s.%s' $((bits >> 24 & 255)) $((bits >> 16 & 255)) $((bits >> 8 & 255)) $((bits & 255))
+}
+
+# Whether VM's QEMU process runs: the pid in its pid file is alive and is that VM's QEMU (a pid
+# file left by a crash may name a pid reused since).
+qemu_running() { # VM
+  local pid_file pid
+  pid_file="$(qemu_vm_dir "$1")/pid"
+  [ -f "$pid_file" ] || return 1
+  pid=$(cat "$pid_file")
+  [ -n "$pid" ] && [ -r "/proc/$pid/cmdline" ] || return 1
+  tr '\0' '\n' <"/proc/$pid/cmdline" | grep -qx "guest=$1,process=$1"
+}

@@ -1,5 +1,6 @@
-# Download the pinned Ubuntu cloud image once, verify its SHA-256, and convert it to the VDI
-# every VM copies. Inputs: MESHLAB_IMAGE_URL, MESHLAB_IMAGE_SHA256, MESHLAB_IMAGE_FORMAT
+# Download the cloud image once (a file:// URL is a local image), verify its SHA-256, and convert it
+# to the base disk every VM copies (VirtualBox, .vdi) or backs onto (QEMU, .qcow2), by the base
+# disk's extension. Inputs: MESHLAB_IMAGE_URL, MESHLAB_IMAGE_SHA256, MESHLAB_IMAGE_FORMAT
 # (vmdk|qcow2), MESHLAB_BASE_DISK (file name). Prints the base disk path.
 require_env MESHLAB_IMAGE_URL MESHLAB_IMAGE_SHA256 MESHLAB_IMAGE_FORMAT MESHLAB_BASE_DISK
 
@@ -25,18 +26,20 @@ if [ ! -f "$image" ] || [ "$(sha256_of "$image")" != "$MESHLAB_IMAGE_SHA256" ]; 
   mv "$image.partial" "$image"
 fi
 
-rm -f "$base.partial.vdi"
-case "$MESHLAB_IMAGE_FORMAT" in
-  vmdk)
-    VBoxManage clonemedium disk "$image" "$base.partial.vdi" --format VDI >/dev/null
+base_format=${base##*.}
+partial="$base.partial.$base_format"
+rm -f "$partial"
+case "$MESHLAB_IMAGE_FORMAT/$base_format" in
+  vmdk/vdi)
+    VBoxManage clonemedium disk "$image" "$partial" --format VDI >/dev/null
     # Forget both media again: VMs copy the file, so the registry must not hold its UUID.
-    VBoxManage closemedium disk "$base.partial.vdi"
+    VBoxManage closemedium disk "$partial"
     VBoxManage closemedium disk "$image"
     ;;
-  qcow2)
-    qemu-img convert -O vdi "$image" "$base.partial.vdi"
+  qcow2/vdi | vmdk/qcow2 | qcow2/qcow2)
+    qemu-img convert -f "$MESHLAB_IMAGE_FORMAT" -O "$base_format" "$image" "$partial"
     ;;
-  *) die "unknown image format $MESHLAB_IMAGE_FORMAT" ;;
+  *) die "cannot turn a $MESHLAB_IMAGE_FORMAT image into a .$base_format base disk" ;;
 esac
-mv "$base.partial.vdi" "$base"
+mv "$partial" "$base"
 echo "$base"

@@ -31,42 +31,8 @@ if [ "$MESHLAB_GUEST_ARCH" = arm64 ] && ! command -v qemu-img >/dev/null 2>&1; t
   problem "qemu-img is not on PATH: arm64 guests need it to convert the qcow2 cloud image (brew install qemu)"
 fi
 
-want_cpus_max=0
-want_memory_mib=0
-want_vms=0
-for vm in $MESHLAB_VMS; do
-  IFS=: read -r _ cpus memory_mib _ <<<"$vm"
-  [ "$cpus" -gt "$want_cpus_max" ] && want_cpus_max=$cpus
-  want_memory_mib=$((want_memory_mib + memory_mib))
-  want_vms=$((want_vms + 1))
-done
-
-host_cpus=$(getconf _NPROCESSORS_ONLN 2>/dev/null || sysctl -n hw.ncpu 2>/dev/null || echo 0)
-if [ "$host_cpus" -gt 0 ] && [ "$want_cpus_max" -gt "$host_cpus" ]; then
-  problem "a VM wants ${want_cpus_max} vCPUs but this host has ${host_cpus}"
-fi
-
-available_mib=0
-if [ -r /proc/meminfo ]; then
-  available_mib=$(awk '/^MemAvailable:/ { print int($2 / 1024) }' /proc/meminfo)
-elif command -v vm_stat >/dev/null 2>&1; then
-  available_mib=$(vm_stat | awk '
-    /page size of/ { size = $8 }
-    /^Pages (free|inactive|speculative)/ { gsub(/\./, "", $NF); pages += $NF }
-    END { print int(pages * size / 1048576) }')
-fi
-if [ "$available_mib" -gt 0 ] && [ "$want_memory_mib" -gt "$available_mib" ]; then
-  problem "the VMs need ${want_memory_mib} MiB of memory but only ${available_mib} MiB is available"
-fi
-
-cache=$(cache_dir)
-mkdir -p "$cache"
-free_kib=$(df -Pk "$cache" | awk 'NR == 2 { print $4 }')
-# The image, its converted base disk, and about 8 GiB that each node writes in its first hour.
-want_kib=$((MESHLAB_IMAGE_BYTES * 3 / 1024 + want_vms * 8 * 1024 * 1024))
-if [ "${free_kib:-0}" -lt "$want_kib" ]; then
-  problem "${cache} has $((free_kib / 1048576)) GiB free; the lab needs about $((want_kib / 1048576)) GiB"
-fi
+want_vms=0 want_memory_mib=0
+check_capacity "$MESHLAB_VMS" "$MESHLAB_IMAGE_BYTES"
 
 if command -v VBoxManage >/dev/null 2>&1; then
   if [ "$(host_only_mode)" = hostonlyif ]; then

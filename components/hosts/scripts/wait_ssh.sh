@@ -1,5 +1,6 @@
 # Wait, with a bounded retry, until the VM's SSH server answers on the host-only address.
-# Inputs: MESHLAB_VM_NAME, MESHLAB_NODE_IP, MESHLAB_TIMEOUT_SECONDS.
+# Inputs: MESHLAB_VM_NAME, MESHLAB_NODE_IP, MESHLAB_TIMEOUT_SECONDS; optional MESHLAB_SSH_HINT (where
+# to look when it times out; VirtualBox's log by default).
 require_env MESHLAB_VM_NAME MESHLAB_NODE_IP MESHLAB_TIMEOUT_SECONDS
 
 probe() {
@@ -25,6 +26,8 @@ ssh_banner() {
   rm -f "$result"
 }
 
+hint="check 'VBoxManage showvminfo $MESHLAB_VM_NAME --log 0' and that the host-only network is up"
+hint=${MESHLAB_SSH_HINT:-$hint}
 deadline=$((SECONDS + MESHLAB_TIMEOUT_SECONDS))
 while :; do
   banner=$(ssh_banner "$MESHLAB_NODE_IP" || true)
@@ -36,7 +39,7 @@ while :; do
   esac
   if [ "$SECONDS" -ge "$deadline" ]; then
     die "timed out after ${MESHLAB_TIMEOUT_SECONDS}s waiting for SSH on $MESHLAB_VM_NAME ($MESHLAB_NODE_IP:22);" \
-      "check 'VBoxManage showvminfo $MESHLAB_VM_NAME --log 0' and that the host-only network is up"
+      "$hint"
   fi
   sleep 5
 done

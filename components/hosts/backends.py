@@ -1,0 +1,15 @@
+"""The hosts backend a stack asks for (meshlab:hypervisor), behind the one `HostsOutput` contract."""
+
+from __future__ import annotations
+
+from components.hosts.lab_hosts import LabHosts
+from components.hosts.output import HostsOutput
+from components.hosts.qemu_hosts import QemuHosts
+from config.settings import Settings
+
+
+def lab_hosts(settings: Settings, stack: str) -> HostsOutput:
+    """The stack's machines: VirtualBox VMs, or QEMU VMs, registered as the component `hosts`."""
+    if settings.hosts.hypervisor == "qemu":
+        return QemuHosts("hosts", settings=settings, stack=stack).output
+    return LabHosts("hosts", settings=settings, stack=stack).output
