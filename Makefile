@@ -13,7 +13,7 @@ POLICY_CONFIG := $(wildcard policy-pack/config/$(STACK).json)
 POLICY := --policy-pack policy-pack $(if $(POLICY_CONFIG),--policy-pack-config $(POLICY_CONFIG))
 
 .PHONY: venv test test-offline lint plan up preview destroy bench project-file cloud-init-validator reference clean engine \
-	test-engine test-plugins kube test-kube mutation
+	test-engine test-plugins kube test-kube vm test-vm mutation
 
 venv: $(VENV)/.installed
 
@@ -33,12 +33,14 @@ reference:
 lint: venv
 	$(BIN)/ruff check .
 	$(BIN)/mypy
-	$(BIN)/shellcheck -s bash components/shell/*.sh components/*/scripts/*.sh tools/*.sh tests/engine/bootstrap.sh tests/kube/bootstrap.sh .ci/run
+	$(BIN)/shellcheck -s bash components/shell/*.sh components/*/scripts/*.sh tools/*.sh tests/engine/bootstrap.sh tests/kube/bootstrap.sh \
+		tests/vm/*.sh .ci/run
 
-# Every tier: offline, the real Pulumi engine, the real Kubernetes API. The two real tiers build their
-# Go toolchains into caches outside the repository when missing (about 20 minutes cold on 2 cores,
-# seconds when cached); `make test-offline` is the quick loop (lint, types, shellcheck, pytest).
-test: test-offline test-engine test-kube
+# Every tier: offline, the real Pulumi engine, the real Kubernetes API, real VMs. The real tiers build
+# what they need into caches outside the repository when missing (the Go toolchains about 20 minutes
+# cold on 2 cores, the guest image a few minutes; seconds when cached); `make test-offline` is the quick
+# loop (lint, types, shellcheck, pytest).
+test: test-offline test-engine test-kube test-vm
 
 test-offline: venv cloud-init-validator lint
 	$(BIN)/python -m pytest
@@ -69,6 +71,15 @@ kube:
 
 test-kube: venv kube
 	$(BIN)/python -m pytest tests/kube
+
+# Real VMs: QEMU and the image tools from Debian packages, then the stand-in guest image built from
+# Debian packages (cached outside the repository, keyed by its package list); `make test-vm` boots
+# three guests with the QEMU backend's own steps inside a network namespace of its own (root).
+vm:
+	bash tests/vm/bootstrap.sh
+
+test-vm: venv vm
+	$(BIN)/python -m pytest tests/vm
 
 # Mutation testing of the core modules, each against the tests that cover it (tools/mutation.py, Cosmic
 # Ray; scores in docs/testing.md). Minutes, not seconds: not part of `make test` or CI.

@@ -45,12 +45,12 @@ else
 fi
 if [ "$MESHLAB_GUEST_ARCH" = arm64 ]; then
   machine_args=(-machine virt -bios "$(qemu_arm64_firmware)")
-  cdrom_args=(-drive "file=$seed,if=none,id=seed,media=cdrom,readonly=on" -device virtio-scsi-pci
-    -device "scsi-cd,drive=seed")
 else
   machine_args=(-machine q35)
-  cdrom_args=(-drive "file=$seed,media=cdrom,readonly=on")
 fi
+# The seed CD on virtio-scsi, not q35's AHCI: cloud kernels (Debian's linux-image-cloud) leave AHCI out.
+cdrom_args=(-drive "file=$seed,if=none,id=seed,media=cdrom,readonly=on" -device virtio-scsi-pci
+  -device "scsi-cd,drive=seed")
 
 rm -f "$dir/pid"
 "$(qemu_binary "$MESHLAB_GUEST_ARCH")" -name "guest=$vm,process=$vm" -uuid "$(cat "$dir/uuid")" \
