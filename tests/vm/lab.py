@@ -80,8 +80,9 @@ class VmLab:
         return found[0]
 
     def vm_names(self) -> list[str]:
-        """The QemuVm components (node names), servers first as the topology lists them."""
-        return [r.name for r in self.rendering.of_type("meshlab:hosts:QemuVm")]
+        """The QemuVm components (node names): servers first, each role by name."""
+        vms = self.rendering.of_type("meshlab:hosts:QemuVm")
+        return [r.name for r in sorted(vms, key=lambda r: (r.inputs["role"] != "server", r.name))]
 
     def node_ip(self, node: str) -> str:
         return str(self.registration("meshlab:hosts:QemuVm", node).inputs["ip"])
@@ -169,9 +170,10 @@ class VmLab:
         return self.ssh_retrying(self.node_of(step), f"cat > {shlex.quote(path)}", stdin=text)
 
     def node_of(self, step: Registration) -> str:
-        """The node a cluster step runs on: its Rke2Node parent is `cluster-NODE`."""
+        """The node a step runs on: `NODE-...` in the hosts layer, `cluster-NODE-...` in the cluster
+        layer, and the NFS export on the first server."""
         for node in self.vm_names():
-            if step.name.startswith(f"cluster-{node}-"):
+            if step.name.startswith((f"{node}-", f"cluster-{node}-")):
                 return node
         if step.name.startswith("cluster-nfs"):
             return self.vm_names()[0]

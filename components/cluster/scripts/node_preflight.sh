@@ -27,9 +27,15 @@ url_host() {
   fi
 }
 
+# An address needs no DNS (and `getent hosts ADDRESS` would look it up in reverse, which fails
+# without a PTR record): an IPv4 address, or an IPv6 one (the only hosts with a colon).
+is_address() {
+  [[ $1 == *:* || $1 =~ ^[0-9]+\.[0-9]+\.[0-9]+\.[0-9]+$ ]]
+}
+
 for url in $MESHLAB_ENDPOINTS; do
   host=$(url_host "$url")
-  if ! getent hosts "$host" >/dev/null; then
+  if ! is_address "$host" && ! getent hosts "$host" >/dev/null; then
     problems+=("DNS cannot resolve $host (resolvectl status): RKE2 and its images come from there")
   elif ! curl -sS -o /dev/null --max-time 15 "$url" 2>/dev/null; then
     problems+=("$url is not reachable: check the NAT adapter and any proxy")
