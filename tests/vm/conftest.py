@@ -24,6 +24,9 @@ STACK = "vmtier"
 SUBNET = "198.51.100.0/24"
 HOST_IP = "198.51.100.1"
 STANDIN_HTTP_PORT = 8080
+# A fourth guest, booted alongside the lab with a seed the tier breaks (its lab NIC's MAC wrong): its
+# bring-up must fail. It is an agent of the stack so that the backend's own steps make it.
+MISWIRED = "vm-miswired"
 HOST_TOOLS = ("qemu-system-x86_64", "qemu-img", "ip", "ssh", "ssh-keygen", "curl", "mmdebstrap")
 
 
@@ -57,8 +60,8 @@ def ssh_key(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
 
 
 def tier_config(image: tuple[str, str], public_key: str, private_key: str, cache: Path) -> StackConfig:
-    """The lab stack on QEMU: three nodes (the first server exports NFS), the stand-in image, the
-    tier's subnet and NTP stand-in, hosts and cluster layers only (rollout phase 1)."""
+    """The lab stack on QEMU: three nodes (the first server exports NFS) and the miswired one, the
+    stand-in image, the tier's subnet and NTP stand-in, hosts and cluster layers only (phase 1)."""
     base = yaml.safe_load((ROOT / "Pulumi.lab.yaml").read_text())["config"]
     values = {
         **base,
@@ -68,7 +71,7 @@ def tier_config(image: tuple[str, str], public_key: str, private_key: str, cache
         "meshlab:imageSha256": image[1],
         "meshlab:imageCacheDir": str(cache),
         "meshlab:servers": ["vm-server1=198.51.100.11"],
-        "meshlab:agents": ["vm-agent1=198.51.100.21", "vm-agent2=198.51.100.22"],
+        "meshlab:agents": ["vm-agent1=198.51.100.21", "vm-agent2=198.51.100.22", f"{MISWIRED}=198.51.100.31"],
         "meshlab:serverDiskGib": 20,
         "meshlab:agentDiskGib": 20,
         "meshlab:agentMemoryMib": 2048,

@@ -6,20 +6,27 @@ one brought up); each step runs twice and the second run must change nothing.
 
 from __future__ import annotations
 
-import shlex
+import json
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
+import yaml
 
-from tests.vm.conftest import HOST_IP, STANDIN_HTTP_PORT, qemu_pids
-from tests.vm.lab import VmLab, progress
+from config.settings import HOST_ONLY_INTERFACE
+from tests.test_cluster_layer import exported
+from tests.vm.conftest import HOST_IP, MISWIRED, STANDIN_HTTP_PORT, qemu_pids
+from tests.vm.lab import VmLab, progress, seed_with
 from tools.render import ROOT
 
 # Stand-ins for the internet endpoints the node preflight reaches (RKE2's installer, the
 # registries): the tier has no internet. A URL with a port, as a proxy or mirror would be.
 STANDIN_ENDPOINTS = f"http://{HOST_IP}:{STANDIN_HTTP_PORT}/get.rke2.io http://{HOST_IP}:{STANDIN_HTTP_PORT}/registry"
+
+WRONG_MAC = "02:00:5e:00:53:01"  # from the documentation range (RFC 7042)
+BOOTED_TIMEOUT_SECONDS = 900
 
 # What the node steps may change on a node; the second run of a step must leave all of it as it was.
 FINGERPRINT = (
@@ -33,6 +40,28 @@ FINGERPRINT = (
 def state() -> dict[str, object]:
     """What one test hands the next (the stand-ins' process)."""
     return {}
+
+
+def running(pid: int) -> bool:
+    """Whether process `pid` runs (a zombie has ended; only its parent has not collected it yet)."""
+    try:
+        return "\nState:\tZ" not in Path(f"/proc/{pid}/status").read_text()
+    except FileNotFoundError:
+        return False
+
+
+def lab_nodes(lab: VmLab) -> list[str]:
+    """The three nodes the lab's steps run on (the miswired one aside), the server first."""
+    return [node for node in lab.vm_names() if node != MISWIRED]
+
+
+def wrong_lab_mac(stdin: str) -> str:
+    """A seed step's stdin with the lab NIC's MAC changed to one no VM of ours has."""
+    network = yaml.safe_load(json.loads(stdin)["network-config"])
+    match = network["ethernets"][HOST_ONLY_INTERFACE]["match"]
+    assert match["macaddress"] != WRONG_MAC
+    match["macaddress"] = WRONG_MAC
+    return seed_with(stdin, network_config=yaml.safe_dump(network))
 
 
 def mark(lab: VmLab, node: str) -> None:
@@ -56,7 +85,7 @@ def twice_remote(lab: VmLab, name: str, node: str, **kwargs: object) -> None:
 
 def test_the_host_preflight_passes_and_says_how_the_guests_run(vm_lab):
     run = vm_lab.local_step("hosts-preflight-check").check()
-    assert run.stdout.startswith("host preflight passed: 3 VMs, 8192 MiB, QEMU with ")
+    assert run.stdout.startswith("host preflight passed: 4 VMs, 10240 MiB, QEMU with ")
     progress(run.stdout)
 
 
@@ -83,10 +112,11 @@ def test_the_bridge_and_the_image_are_made_once(vm_lab, state):
 
 
 def test_three_guests_boot_from_their_seeds_and_answer_on_ssh(vm_lab):
-    nodes = vm_lab.vm_names()
+    nodes = lab_nodes(vm_lab)
     assert len(nodes) == 3
-    for node in nodes:
-        vm_lab.local_step(f"{node}-seed").check()
+    for node in [*nodes, MISWIRED]:
+        stdin = vm_lab.registration("command:local:Command", f"{node}-seed").inputs["stdin"]
+        vm_lab.local_step(f"{node}-seed", stdin=wrong_lab_mac(stdin) if node == MISWIRED else None).check()
         machine = vm_lab.local_step(f"{node}-vm").check()
         progress(f"{node}: QEMU started ({machine.stdout}); {machine.stderr.strip()}")
     for node in nodes:
@@ -101,8 +131,27 @@ def test_three_guests_boot_from_their_seeds_and_answer_on_ssh(vm_lab):
         assert vm_lab.local_step(f"{node}-vm").check().stdout == first
 
 
+def test_a_guest_whose_seed_names_the_wrong_mac_fails_its_bring_up(vm_lab):
+    """Breaking the seed must fail the bring-up, not pass by luck: the guest boots, but its lab NIC
+    takes no address, and the backend's SSH wait fails with its own message."""
+    console = (
+        Path(vm_lab.config.values["meshlab:imageCacheDir"]) / "qemu" / f"meshlab-vmtier-{MISWIRED}" / "console.log"
+    )
+    deadline = time.monotonic() + BOOTED_TIMEOUT_SECONDS
+    while "login:" not in console.read_text(errors="replace"):
+        assert time.monotonic() < deadline, f"{MISWIRED} did not boot within {BOOTED_TIMEOUT_SECONDS} s; see {console}"
+        time.sleep(5)
+    wait = vm_lab.local_step(f"{MISWIRED}-ssh", environment={"MESHLAB_TIMEOUT_SECONDS": "30"})
+    assert wait.returncode != 0
+    ip = vm_lab.node_ip(MISWIRED)
+    assert f"timed out after 30s waiting for SSH on meshlab-vmtier-{MISWIRED} ({ip}:22)" in wait.stderr
+    assert "console.log" in wait.stderr, "the message says where to look"
+    vm_lab.local_step(f"{MISWIRED}-vm", delete=True).check()
+    vm_lab.local_step(f"{MISWIRED}-seed", delete=True).check()
+
+
 def test_each_guest_is_the_node_its_seed_describes(vm_lab):
-    for node in vm_lab.vm_names():
+    for node in lab_nodes(vm_lab):
         facts = (
             vm_lab.ssh_retrying(
                 node,
@@ -120,7 +169,7 @@ def test_each_guest_is_the_node_its_seed_describes(vm_lab):
 
 
 def test_the_guests_reach_each_other_and_the_host_over_the_bridge(vm_lab):
-    nodes = vm_lab.vm_names()
+    nodes = lab_nodes(vm_lab)
     for node in nodes:
         others = [vm_lab.node_ip(other) for other in nodes if other != node] + [HOST_IP]
         command = " && ".join(f"ping -c 1 -W 5 {ip} >/dev/null" for ip in others)
@@ -128,14 +177,14 @@ def test_the_guests_reach_each_other_and_the_host_over_the_bridge(vm_lab):
 
 
 def test_node_preflight_passes_with_stand_ins_and_twice(vm_lab):
-    for node in vm_lab.vm_names():
+    for node in lab_nodes(vm_lab):
         twice_remote(vm_lab, f"cluster-{node}-preflight", node, replace={"MESHLAB_ENDPOINTS": STANDIN_ENDPOINTS})
 
 
 def test_node_prepare_twice(vm_lab):
-    for node in vm_lab.vm_names():
+    for node in lab_nodes(vm_lab):
         twice_remote(vm_lab, f"cluster-{node}-prepare", node)
-    server = vm_lab.vm_names()[0]
+    server = lab_nodes(vm_lab)[0]
     etcd = vm_lab.ssh_retrying(server, "getent passwd etcd && getent group etcd").check()
     assert etcd.stdout.count("etcd") >= 2
 
@@ -147,7 +196,7 @@ def _copies(vm_lab: VmLab, node: str) -> list[str]:
 
 
 def test_files_are_placed_twice_and_removed(vm_lab):
-    for node in vm_lab.vm_names():
+    for node in lab_nodes(vm_lab):
         copies = _copies(vm_lab, node)
         assert copies, f"{node} has no files to place"
         for copy in copies:
@@ -158,7 +207,7 @@ def test_files_are_placed_twice_and_removed(vm_lab):
         assert len(destinations) == len(copies)
         placed = " && ".join(f"sudo test -f {path}" for path in destinations)
         vm_lab.ssh_retrying(node, placed).check()
-    node = vm_lab.vm_names()[-1]
+    node = lab_nodes(vm_lab)[-1]
     step = vm_lab.registration("command:remote:Command", f"cluster-{node}-files")
     destinations = [line.split()[1] for line in _exported(step.inputs["create"], "MESHLAB_FILES").splitlines()]
     for _ in range(2):  # a second delete finds nothing and is fine
@@ -168,13 +217,12 @@ def test_files_are_placed_twice_and_removed(vm_lab):
 
 
 def _exported(command: str, name: str) -> str:
-    script = shlex.split(command)[4]
-    [line] = [line for line in script.split("\n") if line.startswith(f"export {name}=")]
-    return shlex.split(line.removeprefix("export "))[0].split("=", 1)[1]
+    """The value a remote step's script exports as `name`."""
+    return exported(command)[name]
 
 
 def test_the_first_server_exports_nfs_and_another_node_mounts_it(vm_lab):
-    server, client = vm_lab.vm_names()[0], vm_lab.vm_names()[1]
+    server, client = lab_nodes(vm_lab)[0], lab_nodes(vm_lab)[1]
     twice_remote(vm_lab, "cluster-nfs-export", server)
     export = _exported(
         vm_lab.registration("command:remote:Command", "cluster-nfs-export").inputs["create"], "MESHLAB_EXPORT_PATH"
@@ -190,7 +238,7 @@ def test_the_first_server_exports_nfs_and_another_node_mounts_it(vm_lab):
 
 
 def test_destroy_leaves_nothing(vm_lab, state):
-    nodes = vm_lab.vm_names()
+    nodes = lab_nodes(vm_lab)
     cache = Path(vm_lab.config.values["meshlab:imageCacheDir"])
     pids = qemu_pids(cache)
     assert len(pids) == 3
@@ -204,7 +252,7 @@ def test_destroy_leaves_nothing(vm_lab, state):
     if isinstance(standins, subprocess.Popen):
         standins.terminate()
         standins.wait(10)
-    assert [pid for pid in pids if Path(f"/proc/{pid}").exists()] == [], "every QEMU process must have ended"
+    assert [pid for pid in pids if running(pid)] == [], "every QEMU process must have ended"
     assert list(cache.glob("qemu/*")) == []
     assert list(cache.glob("seeds/*")) == []
     assert vm_lab.netns.links() == ["lo"], "no tap or bridge may be left"

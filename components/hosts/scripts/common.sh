@@ -225,3 +225,8 @@ qemu_running() { # VM
   [ -n "$pid" ] && [ -r "/proc/$pid/cmdline" ] || return 1
   tr '\0' '\n' <"/proc/$pid/cmdline" | grep -qx "guest=$1,process=$1"
 }
+
+# Whether process PID still runs: it exists and is not a zombie waiting for its parent.
+pid_alive() { # PID
+  [ -r "/proc/$1/status" ] && ! grep -q '^State:[[:space:]]*Z' "/proc/$1/status" 2>/dev/null
+}

@@ -6,14 +6,19 @@ dir=$(qemu_vm_dir "$vm")
 if qemu_running "$vm"; then
   pid=$(cat "$dir/pid")
   kill "$pid"
+  # Until the process is gone, not only its command line (which empties first while it exits).
   for _ in $(seq 1 30); do
-    qemu_running "$vm" || break
+    pid_alive "$pid" || break
     sleep 1
   done
-  if qemu_running "$vm"; then
+  if pid_alive "$pid"; then
     kill -KILL "$pid"
-    sleep 1
+    for _ in $(seq 1 10); do
+      pid_alive "$pid" || break
+      sleep 1
+    done
   fi
+  ! pid_alive "$pid" || die "QEMU process $pid of $vm did not end"
 fi
 if link_exists "$MESHLAB_TAP"; then
   ip link delete dev "$MESHLAB_TAP"
