@@ -78,8 +78,9 @@ test-kube: venv kube
 vm:
 	bash tests/vm/bootstrap.sh
 
+# -s: the tier prints its progress (minutes of booting) as it goes.
 test-vm: venv vm
-	$(BIN)/python -m pytest tests/vm
+	$(BIN)/python -m pytest -s tests/vm
 
 # Mutation testing of the core modules, each against the tests that cover it (tools/mutation.py, Cosmic
 # Ray; scores in docs/testing.md). Minutes, not seconds: not part of `make test` or CI.

@@ -96,7 +96,9 @@ TARGETS = (
         "policy-pack/meshlab_policy/mesh.py",
         ("tests/test_policy_mesh.py", "tests/test_policy_rules.py", "tests/test_policy_bridge.py"),
     ),
-    Target("config/validation.py", ("tests/test_validation.py", "tests/test_settings.py")),
+    Target(
+        "config/validation.py", ("tests/test_validation.py", "tests/test_settings.py", "tests/test_qemu_backend.py")
+    ),
     Target("components/cluster/files.py", ("tests/test_cluster_files.py", "tests/test_cluster_layer.py")),
     Target("config/loader.py", ("tests/test_loader.py", "tests/test_stack_file.py", "tests/test_settings.py")),
     Target("policy-pack/meshlab_policy/settings.py", ("tests/test_policy_settings.py", "tests/test_policy_config.py")),

@@ -136,3 +136,17 @@ def test_preview_lists_the_resources_of_the_offline_plan(engine: toolchain.Engin
     assert not only_real and not only_offline, (
         f"only in `pulumi preview --json`: {only_real}\nonly in `tools.plan {stack} --json`: {only_offline}"
     )
+
+
+def test_a_qemu_lab_previews_with_the_policy_pack_and_its_own_hosts_components(engine: toolchain.Engine) -> None:
+    qemu = variant(engine, "lab-qemu", "lab", {})
+    config = qemu.run("config", "set", "--stack", "lab-qemu", "meshlab:hypervisor", "qemu")
+    assert config.returncode == 0, output(config)
+    done = qemu.run(
+        "preview", "--stack", "lab-qemu", "--json", "--policy-pack", "policy-pack",
+        "--policy-pack-config", "policy-pack/config/lab.json",
+    )  # fmt: skip
+    assert done.returncode == 0, output(done)
+    types = Counter(toolchain.type_and_name(str(step["urn"]))[0] for step in toolchain.preview_steps(done.stdout))
+    assert types["meshlab:hosts:QemuVm"] == 6 and types["meshlab:hosts:QemuBridge"] == 1, types
+    assert not {t for t in types if t in {"meshlab:hosts:LabHosts", "meshlab:hosts:VirtualBoxVm"}}, types

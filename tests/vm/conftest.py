@@ -102,6 +102,8 @@ def vm_lab(
     finally:
         stop_leftovers(cache)
         netns.delete()
+        slowest = sorted(lab.timings, key=lambda timing: -timing[1])[:8]
+        progress("slowest steps: " + ", ".join(f"{name} {seconds:.0f} s" for name, seconds in slowest))
 
 
 def qemu_pids(cache: Path) -> list[int]:
