@@ -43,7 +43,7 @@ lint: venv
 test: test-offline test-engine test-kube test-vm
 
 test-offline: venv cloud-init-validator lint
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n auto
 
 # The real Pulumi toolchain, built from Go modules into a cache outside the repository (see
 # docs/air-gapped.md); `make test-engine` runs `pulumi preview --policy-pack` with it on every stack.
