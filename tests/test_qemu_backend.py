@@ -10,6 +10,7 @@ import hashlib
 import json
 import re
 import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +25,7 @@ from config.settings import HOST_ONLY_INTERFACE, NAT_INTERFACE, promotable_keys
 from config.validation import SettingsError
 from tests.conftest import RenderWith, expected_resource_count
 from tests.test_host_scripts import env, run  # noqa: F401 - env is a fixture
-from tools.render import Registration, Rendering, with_overrides
+from tools.render import ROOT, Registration, Rendering, with_overrides
 
 QEMU = {"meshlab:hypervisor": "qemu"}
 VIRTUALBOX_TYPES = {
@@ -244,12 +245,13 @@ def test_the_hosts_backend_is_never_promoted():
 
 
 def test_a_qemu_lab_passes_the_policy_pack(tmp_path):
-    stack = yaml.safe_load(Path("Pulumi.lab.yaml").read_text())
+    stack = yaml.safe_load((ROOT / "Pulumi.lab.yaml").read_text())
     stack["config"]["meshlab:hypervisor"] = "qemu"
     path = tmp_path / "Pulumi.lab.yaml"
     path.write_text(yaml.safe_dump(stack))
     result = subprocess.run(
-        ["venv/bin/python", "-m", "tools.plan", "lab", "--config-file", str(path), "--policy", "--json"],
+        [sys.executable, "-m", "tools.plan", "lab", "--config-file", str(path), "--policy", "--json"],
+        cwd=ROOT,
         capture_output=True,
         text=True,
         check=False,
