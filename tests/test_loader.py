@@ -41,9 +41,9 @@ def file_problems(tmp_path: Path, extra: str, *replaced: str) -> list[str]:
     return [str(problem) for problem in read_stack_file(stack_file(tmp_path, extra, *replaced)).problems]
 
 
-def all_problems(tmp_path: Path, extra: str, *replaced: str) -> list[str]:
+def all_problems(tmp_path: Path, extra: str, *replaced: str, text: str | None = None) -> list[str]:
     try:
-        load_stack_file(stack_file(tmp_path, extra, *replaced))
+        load_stack_file(stack_file(tmp_path, extra, *replaced, text=text))
     except SettingsError as error:
         return [str(problem) for problem in error.problems]
     return []
@@ -252,3 +252,32 @@ def test_a_key_without_a_namespace_belongs_to_none():
     (problem,) = [p for p in raised.value.problems if p.key == "agentCpus"]
     assert "nothing reads the config namespace '' (only meshlab:," in problem.message
     assert problem.message.endswith("did you mean meshlab:agentCpus?")
+
+
+# The exact wording of three problems a newcomer meets first (mutation testing found them unasserted).
+
+
+def test_a_missing_required_setting_is_named_with_its_key(tmp_path):
+    assert all_problems(tmp_path, "", "meshlab:servers") == [
+        "meshlab:servers = (unset): required setting is missing from the stack config"
+    ]
+
+
+def test_a_misspelt_key_gets_the_nearest_setting_as_a_hint(tmp_path):
+    text = LAB.replace("  meshlab:serverCpus: 2\n", "  meshlab:serverCpu: 2\n")
+    assert text != LAB
+    assert all_problems(tmp_path, "", text=text) == [
+        "meshlab:serverCpu = 2: not a meshlab setting; did you mean meshlab:serverCpus?"
+    ]
+
+
+def test_a_key_set_twice_names_both_spellings_and_lines(tmp_path):
+    path = stack_file(tmp_path, "  serverCpus: 4\n")
+    first = next(n for n, line in enumerate(path.read_text().splitlines(), 1) if "meshlab:serverCpus:" in line)
+    last = len(path.read_text().splitlines())
+    with pytest.raises(SettingsError) as raised:
+        load_stack_file(path)
+    assert [str(problem) for problem in raised.value.problems] == [
+        f"meshlab:serverCpus = 4: set twice, as meshlab:serverCpus (line {first}) and as serverCpus (line {last}): "
+        "the Pulumi CLI reads both as this key and silently keeps the last; keep one"
+    ]

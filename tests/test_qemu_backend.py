@@ -191,6 +191,14 @@ HOSTS_CASES: list[tuple[str, dict[str, Any], list[str]]] = [
         ],
     ),
     (
+        "a checksum without its image",
+        {"meshlab:imageSha256": "0" * 64},
+        [
+            f"meshlab:imageSha256 = {'0' * 64}: set both meshlab:imageFile and meshlab:imageSha256, "
+            "or neither to use the pinned Ubuntu image"
+        ],
+    ),
+    (
         "a relative image path of an unknown format",
         {"meshlab:imageFile": "a.raw", "meshlab:imageSha256": "0" * 64},
         [
