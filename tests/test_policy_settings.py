@@ -55,6 +55,10 @@ VALUES: list[tuple[str, Any]] = [
     *(("mtlsMigrationAllowList", [without(ALLOWANCE, key)]) for key in ALLOWANCE),
     *(("mtlsMigrationAllowList", [{**ALLOWANCE, key: ""}]) for key in ALLOWANCE),
     *(("mtlsMigrationAllowList", [{**ALLOWANCE, key: ["x"]}]) for key in ALLOWANCE),
+    # One character is enough: a namespace may be called "a", and the schema must not refuse it.
+    *(("exemptNamespaces", [{**EXEMPTION, key: "a"}]) for key in ("namespace", "reason")),
+    *(("mtlsMigrationAllowList", [{**ALLOWANCE, key: "a"}]) for key in ALLOWANCE),
+    ("istioRootNamespace", "a"),
     ("istioRootNamespace", "istio-config"),
     ("istioRootNamespace", ""),
     ("istioRootNamespace", 5),
