@@ -368,8 +368,11 @@ def test_sidecar_namespaces_are_known_by_either_label_as_the_engine_hands_it_ove
     revision = namespace("legacy", **{"istio.io/rev": engine_text("1-27")})
     for sidecars in (injected, revision):
         assert validate_ambient_waypoints([sidecars, by_selector("legacy")], DEFAULTS) == []
-    not_injected = namespace("legacy", **{"istio-injection": "disabled"})
-    assert len(validate_ambient_waypoints([not_injected, by_selector("legacy")], DEFAULTS)) == 1
+    # Istio injects sidecars only for `enabled`: any other value (a typo, `true`) leaves the namespace
+    # without them, so its L7 policy is judged as ztunnel would enforce it.
+    for value in ("disabled", "true", "yes"):
+        not_injected = namespace("legacy", **{"istio-injection": value})
+        assert len(validate_ambient_waypoints([not_injected, by_selector("legacy")], DEFAULTS)) == 1, value
 
 
 def test_l7_policies_in_namespaces_the_stack_does_not_declare():
