@@ -100,6 +100,10 @@ def vm_lab(
     try:
         yield lab
     finally:
+        for process in lab.processes:
+            if process.poll() is None:
+                process.terminate()
+                process.wait(10)
         stop_leftovers(cache)
         netns.delete()
         slowest = sorted(lab.timings, key=lambda timing: -timing[1])[:8]

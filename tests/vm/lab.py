@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import os
 import shlex
+import subprocess
 import sys
 import time
 from collections.abc import Mapping
@@ -68,6 +69,8 @@ class VmLab:
     # The last stdout of each local step, as the provider keeps it for the next run and the delete.
     outputs: dict[str, str] = field(default_factory=dict)
     timings: list[tuple[str, float]] = field(default_factory=list)
+    # Processes the tests start besides the steps (the stand-ins), stopped by PID on the way out.
+    processes: list[subprocess.Popen[str]] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self.rendering = render(self.config, self.stack)

@@ -12,7 +12,6 @@ import sys
 import time
 from pathlib import Path
 
-import pytest
 import yaml
 
 from config.settings import HOST_ONLY_INTERFACE
@@ -34,12 +33,6 @@ FINGERPRINT = (
     "-newer /run/meshlab-vm-tier-mark 2>/dev/null | grep -v -e ^/etc/resolv.conf -e /.ssh/ -e ^/home/[^/]*$ "
     "| sort; systemctl show -p ActiveEnterTimestamp systemd-networkd nfs-server'"
 )
-
-
-@pytest.fixture(scope="module")
-def state() -> dict[str, object]:
-    """What one test hands the next (the stand-ins' process)."""
-    return {}
 
 
 def running(pid: int) -> bool:
@@ -89,7 +82,7 @@ def test_the_host_preflight_passes_and_says_how_the_guests_run(vm_lab):
     progress(run.stdout)
 
 
-def test_the_bridge_and_the_image_are_made_once(vm_lab, state):
+def test_the_bridge_and_the_image_are_made_once(vm_lab):
     bridge = vm_lab.local_step("hosts-bridge-bridge").check()
     assert bridge.stdout == "meshlab-vmtier created"
     assert vm_lab.local_step("hosts-bridge-bridge").check().stdout == "meshlab-vmtier created"
@@ -106,7 +99,7 @@ def test_the_bridge_and_the_image_are_made_once(vm_lab, state):
         stdout=subprocess.PIPE,
         text=True,
     )
-    state["standins"] = standins
+    vm_lab.processes.append(standins)
     assert standins.stdout and "stand-ins ready" in standins.stdout.readline()
     progress(f"STAND-IN NTP and HTTP endpoints on {HOST_IP} (no internet in the tier)")
 
@@ -237,7 +230,7 @@ def test_the_first_server_exports_nfs_and_another_node_mounts_it(vm_lab):
     vm_lab.remote_step("cluster-nfs-export", delete=True).check()
 
 
-def test_destroy_leaves_nothing(vm_lab, state):
+def test_destroy_leaves_nothing(vm_lab):
     nodes = lab_nodes(vm_lab)
     cache = Path(vm_lab.config.values["meshlab:imageCacheDir"])
     pids = qemu_pids(cache)
@@ -248,10 +241,9 @@ def test_destroy_leaves_nothing(vm_lab, state):
             vm_lab.local_step(f"{node}-seed", delete=True).check()
     for _ in range(2):
         vm_lab.local_step("hosts-bridge-bridge", delete=True).check()
-    standins = state.get("standins")
-    if isinstance(standins, subprocess.Popen):
-        standins.terminate()
-        standins.wait(10)
+    for process in vm_lab.processes:
+        process.terminate()
+        process.wait(10)
     assert [pid for pid in pids if running(pid)] == [], "every QEMU process must have ended"
     assert list(cache.glob("qemu/*")) == []
     assert list(cache.glob("seeds/*")) == []
