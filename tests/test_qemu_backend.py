@@ -284,3 +284,16 @@ def test_a_local_image_is_verified_and_converted(env, tmp_path):  # noqa: F811 -
     assert done.returncode == 0, done.stderr
     assert Path(done.stdout.strip()).is_file()
     assert done.stdout.strip().endswith("/images/local.vdi")
+
+
+def test_the_vm_steps_keep_what_real_guests_taught(qemu_lab):
+    """Found by the real-VM tier: cloud kernels (Debian's linux-image-cloud) have no AHCI, so the seed
+    CD must be on virtio-scsi; and a QEMU process's command line empties before it ends, so a delete
+    must wait for the process itself, not for its command line."""
+    machine = _command(qemu_lab, "master1-vm")
+    create = machine.inputs["create"].split("# --- qemu_vm_create ---")[1]
+    assert "-device virtio-scsi-pci" in create and '"scsi-cd,drive=seed"' in create
+    assert "media=cdrom" in create and "if=none" in create
+    delete = machine.inputs["delete"].split("# --- qemu_vm_delete ---")[1]
+    assert 'pid_alive "$pid" || break' in delete
+    assert '! pid_alive "$pid" || die' in delete

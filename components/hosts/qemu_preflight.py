@@ -7,7 +7,7 @@ from ipaddress import IPv4Address, IPv4Network
 import pulumi
 
 from components.hosts.steps import step_command
-from components.hosts.vm import VmSize
+from components.hosts.vm import VmSize, preflight_vms
 from config import versions
 from config.settings import QemuAccelerator
 
@@ -27,7 +27,7 @@ class QemuPreflight(pulumi.ComponentResource):
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
         super().__init__("meshlab:hosts:QemuPreflight", name, None, opts)
-        wanted = " ".join(f"{vm}:{size.cpus}:{size.memory_mib}:{size.disk_gib}" for vm, size in vms.items())
+        wanted = preflight_vms(vms)
         environment = {
             "MESHLAB_VMS": wanted,
             "MESHLAB_HOST_IP": str(host_ip),

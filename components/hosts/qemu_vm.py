@@ -10,7 +10,7 @@ from components.hosts.cloud_init import mac_address, with_colons
 from components.hosts.image import BaseImage
 from components.hosts.qemu_network import QemuBridge
 from components.hosts.steps import step_command
-from components.hosts.vm import SshAccess, VmSize, boot_waits, seed_step
+from components.hosts.vm import SshAccess, VmSize, boot_waits, seed_step, vm_props
 from config.settings import NodeSpec, QemuAccelerator
 
 
@@ -35,15 +35,7 @@ class QemuVm(pulumi.ComponentResource):
         cache_environment: dict[str, str],
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
-        props = {
-            "vmName": vm_name,
-            "ip": str(node.ip),
-            "role": node.role,
-            "cpus": size.cpus,
-            "memoryMib": size.memory_mib,
-            "diskGib": size.disk_gib,
-        }
-        super().__init__("meshlab:hosts:QemuVm", name, props, opts)
+        super().__init__("meshlab:hosts:QemuVm", name, vm_props(vm_name, node, size), opts)
         self.node = node
         self.vm_name = vm_name
         self.ip = str(node.ip)

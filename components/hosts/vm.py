@@ -48,6 +48,23 @@ def vm_sizes(topology: TopologySettings) -> dict[str, VmSize]:
     }
 
 
+def vm_props(vm_name: str, node: NodeSpec, size: VmSize) -> dict[str, object]:
+    """The inputs a VM component shows in previews, whichever hypervisor runs it."""
+    return {
+        "vmName": vm_name,
+        "ip": str(node.ip),
+        "role": node.role,
+        "cpus": size.cpus,
+        "memoryMib": size.memory_mib,
+        "diskGib": size.disk_gib,
+    }
+
+
+def preflight_vms(vms: dict[str, VmSize]) -> str:
+    """The VMs as a host preflight reads them: "name:cpus:memory_mib:disk_gib", space separated."""
+    return " ".join(f"{vm}:{size.cpus}:{size.memory_mib}:{size.disk_gib}" for vm, size in vms.items())
+
+
 @dataclass(frozen=True)
 class SshAccess:
     user: str
@@ -81,15 +98,7 @@ class VirtualBoxVm(pulumi.ComponentResource):
         cache_environment: dict[str, str],
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
-        props = {
-            "vmName": vm_name,
-            "ip": str(node.ip),
-            "role": node.role,
-            "cpus": size.cpus,
-            "memoryMib": size.memory_mib,
-            "diskGib": size.disk_gib,
-        }
-        super().__init__("meshlab:hosts:VirtualBoxVm", name, props, opts)
+        super().__init__("meshlab:hosts:VirtualBoxVm", name, vm_props(vm_name, node, size), opts)
         self.node = node
         self.vm_name = vm_name
         self.ip = str(node.ip)
