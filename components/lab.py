@@ -59,7 +59,8 @@ class Lab:
         pulumi.export("apiVip", str(settings.network.api_vip))
         pulumi.export("hostOnlyInterface", self.hosts.host_only_interface)
         pulumi.export("sshUser", self.hosts.ssh.user)
-        pulumi.export("sshPrivateKey", self.hosts.ssh.private_key)
+        if self.hosts.ssh.private_key is not None:
+            pulumi.export("sshPrivateKey", self.hosts.ssh.private_key)
         pulumi.export("clusterName", self.cluster.name)
         pulumi.export("apiEndpoint", self.cluster.api_endpoint)
         pulumi.export("kubeconfig", self.cluster.kubeconfig)

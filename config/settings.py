@@ -34,6 +34,15 @@ MINIMUM_RESOURCES: dict[str, dict[str, int]] = {
     "server": {"cpus": 2, "memory_mib": 4096, "disk_gib": 20},
     "agent": {"cpus": 2, "memory_mib": 2048, "disk_gib": 20},
 }
+# The TCP ports RKE2 listens on by role (API, supervisor, kubelet, etcd client/peer/metrics): free
+# on a machine before RKE2 is installed there.
+RKE2_PORTS: dict[str, tuple[int, ...]] = {"server": (6443, 9345, 10250, 2379, 2380, 2381), "agent": (10250,)}
+# What the node steps are written and tested for (apt, systemd-networkd or NetworkManager, systemd):
+# an existing host must run one of these ("ID VERSION_ID" of /etc/os-release).
+EXISTING_HOST_OS = ("ubuntu 24.04", "ubuntu 22.04", "debian 12")
+# MemTotal leaves out what the firmware and the kernel keep: an existing host passes with this
+# share of the role's memory setting (an "8 GiB" machine shows about 7.7 GiB).
+EXISTING_MEMORY_PERCENT = 90
 ETCD_SERVER_COUNTS = (1, 3, 5, 7)
 # Cilium operator replicas when the stack does not say: two for failover, fewer on fewer nodes.
 DEFAULT_OPERATOR_REPLICAS = 2
@@ -140,12 +149,19 @@ class TopologySettings(_Section):
 
     servers: Servers = Field(description="RKE2 servers as NAME=IP on the host-only network; an odd count (1, 3, 5, 7).")
     agents: Agents = Field(default_factory=list, description="RKE2 agents as NAME=IP on the host-only network.")
-    server_cpus: int = Field(default=2, description="vCPUs per server VM.")
-    server_memory_mib: int = Field(default=4096, description="Memory per server VM, MiB.")
-    server_disk_gib: int = Field(default=40, description="Disk per server VM, GiB (dynamically allocated).")
-    agent_cpus: int = Field(default=2, description="vCPUs per agent VM.")
-    agent_memory_mib: int = Field(default=6144, description="Memory per agent VM, MiB.")
-    agent_disk_gib: int = Field(default=40, description="Disk per agent VM, GiB (dynamically allocated).")
+    # On existing hosts the sizes are what the preflight requires of each machine.
+    server_cpus: int = Field(default=2, description="vCPUs per server VM (existing: at least).")
+    server_memory_mib: int = Field(default=4096, description="Memory per server VM, MiB (existing: at least).")
+    server_disk_gib: int = Field(
+        default=40,
+        description="Disk per server VM, GiB, dynamically allocated (existing: free under /var/lib/rancher).",
+    )
+    agent_cpus: int = Field(default=2, description="vCPUs per agent VM (existing: at least).")
+    agent_memory_mib: int = Field(default=6144, description="Memory per agent VM, MiB (existing: at least).")
+    agent_disk_gib: int = Field(
+        default=40,
+        description="Disk per agent VM, GiB, dynamically allocated (existing: free under /var/lib/rancher).",
+    )
     guest_arch: versions.GuestArch = Field(
         default="amd64", description="Guest architecture: amd64, or arm64 on Apple Silicon hosts."
     )
@@ -156,17 +172,20 @@ class TopologySettings(_Section):
         return [*self.servers, *self.agents]
 
 
-Hypervisor = Literal["virtualbox", "qemu"]
+Hypervisor = Literal["virtualbox", "qemu", "existing"]
 QemuAccelerator = Literal["auto", "kvm", "tcg"]
 # Local image files by suffix: what each one holds.
 IMAGE_FORMATS: dict[str, Literal["vmdk", "qcow2"]] = {".qcow2": "qcow2", ".img": "qcow2", ".vmdk": "vmdk"}
 
 
 class HostsSettings(_Section):
-    """Which hypervisor runs the nodes, and the image they boot. The environment's own: never promoted."""
+    """What the nodes run on (VMs of a hypervisor, or machines that already exist), and the image
+    VMs boot. The environment's own: never promoted."""
 
     hypervisor: Hypervisor = Field(
-        default="virtualbox", description="What runs the node VMs: virtualbox, or qemu (QEMU/KVM on Linux)."
+        default="virtualbox",
+        description="What runs the nodes: virtualbox, qemu (QEMU/KVM on Linux), or existing (servers you already "
+        "have, reached over SSH).",
     )
     qemu_accelerator: QemuAccelerator = Field(
         default="auto", description="QEMU only: kvm, tcg (emulation, slow), or auto (KVM when the host has it)."
@@ -180,6 +199,37 @@ class HostsSettings(_Section):
         description="A local cloud image (.qcow2, .img or .vmdk) instead of the pinned Ubuntu download; absolute path.",
     )
     image_sha256: str = Field(default="", description="The SHA-256 of meshlab:imageFile, checked before use.")
+    node_interface: str = Field(
+        default="",
+        description="existing only: the NIC that holds each node's address (the same name on every node); kube-vip, "
+        "Cilium and MetalLB bind there.",
+    )
+    ssh_bastion_host: str = Field(
+        default="",
+        description="existing only: a bastion (jump) host, HOST or HOST:PORT, the nodes are reached through; empty "
+        "for direct SSH.",
+    )
+    ssh_bastion_user: str = Field(
+        default="", description="The login user on meshlab:sshBastionHost (same key as the nodes)."
+    )
+
+    @property
+    def existing(self) -> bool:
+        return self.hypervisor == "existing"
+
+    @property
+    def lab_interface(self) -> str:
+        """The NIC the cluster binds to: the seed names it on VMs, the user on existing hosts."""
+        return self.node_interface if self.existing else HOST_ONLY_INTERFACE
+
+    @property
+    def bastion_address(self) -> tuple[str, int] | None:
+        """meshlab:sshBastionHost as (host, port), port 22 unless given; None without a bastion.
+        A malformed port reads as 0, which validation refuses."""
+        if not self.ssh_bastion_host:
+            return None
+        host, _, port = self.ssh_bastion_host.partition(":")
+        return host, int(port) if port.isdigit() else (22 if not port else 0)
 
     def bridge_name(self, stack: str) -> str:
         """The QEMU lab bridge: meshlab:qemuBridge, or one named after the stack (cut to 15 characters)."""
@@ -210,12 +260,24 @@ class NetworkSettings(_Section):
 class AccessSettings(_Section):
     """How meshlab logs in to the VMs and where it keeps downloads."""
 
-    ssh_user: str = Field(default="meshlab", description="Login user created by cloud-init (sudo, key only).")
+    ssh_user: str = Field(
+        default="meshlab",
+        description="Login user: created by cloud-init on VMs (sudo, key only); on existing hosts, one with "
+        "passwordless sudo.",
+    )
     ssh_public_key: str = Field(default="", description="Your OpenSSH public key; empty generates a key pair.")
     ssh_private_key: SecretStr = Field(
-        default=SecretStr(""), description="Private key matching sshPublicKey; set it with --secret."
+        default=SecretStr(""),
+        description="Private key matching sshPublicKey (existing hosts: the key that logs in); set it with --secret.",
     )
-    ntp_servers: list[str] = Field(default_factory=list, description="NTP servers for the guests; empty uses Ubuntu's.")
+    ssh_agent: bool = Field(
+        default=False,
+        description="existing only: log in with the keys of your ssh-agent (SSH_AUTH_SOCK) instead of "
+        "meshlab:sshPrivateKey.",
+    )
+    ntp_servers: list[str] = Field(
+        default_factory=list, description="NTP servers for the VMs; empty uses Ubuntu's (existing hosts keep theirs)."
+    )
     image_cache_dir: str = Field(
         default="", description="Where images and seeds are cached; empty means ~/.cache/meshlab."
     )

@@ -19,6 +19,7 @@ from config.settings import (
     IMAGE_FORMATS,
     MINIMUM_RESOURCES,
     VIRTUALBOX_NAT,
+    AccessSettings,
     AppSettings,
     ClusterSettings,
     HostsSettings,
@@ -143,6 +144,87 @@ _INTERFACE_NAME = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,14}$")
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 
 
+def _read_only_with(hypervisor: str) -> str:
+    return f"is read only with meshlab:hypervisor {hypervisor}"
+
+
+def check_existing(hosts: HostsSettings, access: AccessSettings, network: NetworkSettings) -> Iterator[Problem]:
+    """The settings of existing hosts, and those that only mean something for VMs."""
+    if not hosts.existing:
+        for name in ("node_interface", "ssh_bastion_host", "ssh_bastion_user"):
+            if getattr(hosts, name):
+                yield Problem(config_key(name), getattr(hosts, name), _read_only_with("existing"))
+        if access.ssh_agent:
+            yield Problem(config_key("ssh_agent"), True, _read_only_with("existing"))
+        return
+    if not hosts.node_interface:
+        yield Problem(
+            config_key("node_interface"),
+            "(unset)",
+            "required with meshlab:hypervisor existing: the NIC that holds each node's address (e.g. eth0), the "
+            "same name on every node; the preflight says which NIC holds it if this is wrong",
+        )
+    elif not _INTERFACE_NAME.match(hosts.node_interface):
+        yield Problem(
+            config_key("node_interface"), hosts.node_interface, "not a Linux interface name (letters, digits, _.-)"
+        )
+    has_key = bool(access.ssh_private_key.get_secret_value())
+    if not has_key and not access.ssh_agent:
+        yield Problem(
+            config_key("ssh_private_key"),
+            "(unset)",
+            f"required with meshlab:hypervisor existing: the key that logs in to the nodes as "
+            f"{config_key('ssh_user')} {access.ssh_user} (pulumi config set --secret meshlab:sshPrivateKey "
+            "< KEYFILE), or set meshlab:sshAgent true to use your ssh-agent",
+        )
+    if has_key and access.ssh_agent:
+        yield Problem(config_key("ssh_agent"), True, "choose one: meshlab:sshPrivateKey or the ssh-agent, not both")
+    vm_only = {
+        "ssh_public_key": (access.ssh_public_key, "the hosts already authorize your key; only the private key is read"),
+        "ntp_servers": (
+            access.ntp_servers,
+            "the hosts keep their own time service (the preflight checks it is synced)",
+        ),
+        "host_only_host_ip": (network.host_only_host_ip, "the hosts are on your own network, not a host-only one"),
+        "image_file": (hosts.image_file, "the hosts boot no image"),
+        "image_sha256": (hosts.image_sha256, "the hosts boot no image"),
+    }
+    for name, (value, reason) in vm_only.items():
+        if value:
+            yield Problem(config_key(name), value, f"is not read with meshlab:hypervisor existing: {reason}")
+    bastion = hosts.bastion_address
+    if bastion:
+        host, port = bastion
+        if not (_DNS_NAME.match(host) or _is_ipv4(host)) or not 0 < port < 65536:
+            yield Problem(
+                config_key("ssh_bastion_host"),
+                hosts.ssh_bastion_host,
+                "not HOST or HOST:PORT (a DNS name or IPv4 address)",
+            )
+        if not hosts.ssh_bastion_user:
+            yield Problem(
+                config_key("ssh_bastion_user"),
+                "(unset)",
+                f"required with {config_key('ssh_bastion_host')} {hosts.ssh_bastion_host}: the login user there",
+            )
+    elif hosts.ssh_bastion_user:
+        yield Problem(
+            config_key("ssh_bastion_user"),
+            hosts.ssh_bastion_user,
+            f"set {config_key('ssh_bastion_host')} too, or neither for direct SSH",
+        )
+    if hosts.ssh_bastion_user and not _USERNAME.match(hosts.ssh_bastion_user):
+        yield Problem(config_key("ssh_bastion_user"), hosts.ssh_bastion_user, "must be a plain Linux user name")
+
+
+def _is_ipv4(text: str) -> bool:
+    try:
+        IPv4Address(text)
+    except ValueError:
+        return False
+    return True
+
+
 def check_hosts(hosts: HostsSettings) -> Iterator[Problem]:
     if hosts.hypervisor != "qemu":
         if hosts.qemu_bridge:
@@ -175,7 +257,8 @@ def check_hosts(hosts: HostsSettings) -> Iterator[Problem]:
 
 def check_network(network: NetworkSettings, topology: TopologySettings, hosts: HostsSettings) -> Iterator[Problem]:
     subnet = network.host_only_cidr
-    host_ip = network.host_ip
+    # Existing hosts are on the user's own network: the workstation has no address of its own there.
+    host_ip = None if hosts.existing else network.host_ip
     pool = network.metallb_pool
 
     if subnet.prefixlen > 28:
@@ -193,7 +276,8 @@ def check_network(network: NetworkSettings, topology: TopologySettings, hosts: H
             f"VirtualBox only allows host-only networks inside {allowed_text}; widen /etc/vbox/networks.conf "
             f"and list the range in {config_key('vbox_allowed_ranges')} to use another one",
         )
-    yield from _check_inside(config_key("host_only_host_ip"), host_ip, host_ip, subnet)
+    if host_ip is not None:
+        yield from _check_inside(config_key("host_only_host_ip"), host_ip, host_ip, subnet)
 
     for node in topology.nodes:
         key, value = _node_key(node, topology), _node_value(node)
@@ -212,7 +296,7 @@ def check_network(network: NetworkSettings, topology: TopologySettings, hosts: H
         yield Problem(config_key("api_vip"), network.api_vip, "the VIP is the host's own host-only address")
     if network.api_vip in pool:
         yield Problem(config_key("metallb_pool"), pool, f"the pool contains the API VIP {network.api_vip}")
-    if host_ip in pool:
+    if host_ip is not None and host_ip in pool:
         yield Problem(config_key("metallb_pool"), pool, f"the pool contains the host's address {host_ip}")
     if pool.first not in subnet or pool.last not in subnet:
         yield Problem(config_key("metallb_pool"), pool, f"the pool reaches outside the host-only subnet {subnet}")
@@ -396,6 +480,7 @@ def validate(settings: Settings) -> list[Problem]:
     problems = [
         *check_topology(settings.topology),
         *check_hosts(settings.hosts),
+        *check_existing(settings.hosts, settings.access, settings.network),
         *check_network(settings.network, settings.topology, settings.hosts),
         *check_cluster(settings.cluster, settings.network, settings.topology),
         *check_mesh(settings.mesh),
@@ -410,7 +495,7 @@ def validate(settings: Settings) -> list[Problem]:
     access = settings.access
     if not _USERNAME.match(access.ssh_user) or access.ssh_user == "root":
         problems.append(Problem(config_key("ssh_user"), access.ssh_user, "must be a plain Linux user name (not root)"))
-    if bool(access.ssh_public_key) != bool(access.ssh_private_key.get_secret_value()):
+    if not settings.hosts.existing and bool(access.ssh_public_key) != bool(access.ssh_private_key.get_secret_value()):
         problems.append(
             Problem(
                 config_key("ssh_public_key"),

@@ -19,6 +19,8 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 CLOUD_INIT_SITE = ROOT / ".cache" / "cloud-init" / "usr" / "lib" / "python3" / "dist-packages"
 STACKS = ("lab", "staging", "prod")
+# The stacks whose nodes are VMs; prod runs on existing hosts (tests/test_existing_backend.py checks both).
+VM_STACKS = ("lab", "staging")
 
 # The live-cluster suite (tests/e2e) runs only when pointed at a deployed stack.
 collect_ignore = [] if os.environ.get("MESHLAB_E2E_STACK") else ["e2e"]
@@ -31,6 +33,9 @@ for path in (ROOT, ROOT / "policy-pack"):
 from config.loader import StackConfig, read_stack_file  # noqa: E402
 from tools import fetch_reference  # noqa: E402
 from tools.render import Registration, Rendering, render, stack_file, with_overrides  # noqa: E402
+
+# Every hosts backend's component: a rendering has exactly one (the hosts layer ran).
+HOSTS_BACKENDS = {"meshlab:hosts:LabHosts", "meshlab:hosts:QemuHosts", "meshlab:hosts:ExistingHosts"}
 
 # The upstream files many tests check rendered documents against: chart values and schemas, CRDs and
 # the Pod Security admission plugin's test pods (a typo in a Helm value or a CRD field passes every
@@ -122,7 +127,7 @@ def stack_configs() -> dict[str, StackConfig]:
 def _checked(rendering: Rendering) -> Rendering:
     resources = rendering.resources()
     assert resources, "the program registered nothing: are the mocks set?"
-    assert any(r.type in {"meshlab:hosts:LabHosts", "meshlab:hosts:QemuHosts"} for r in resources)
+    assert any(r.type in HOSTS_BACKENDS for r in resources)
     assert any(r.type == "meshlab:cluster:Rke2Cluster" for r in resources)
     return rendering
 

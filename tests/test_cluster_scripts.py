@@ -27,8 +27,8 @@ FAKE = REPO / "tests" / "fakes" / "node" / "fake_node"
 SCRIPTS_DIR = REPO / "components" / "cluster" / "scripts"
 BASH = shutil.which("bash") or "/bin/bash"
 FAKED = (
-    "systemctl", "journalctl", "apt-get", "dpkg-query", "groupadd", "useradd", "chown", "exportfs",
-    "curl", "timedatectl", "getent", "ip", "swapon", "ss",
+    "systemctl", "journalctl", "apt-get", "dpkg-query", "groupadd", "useradd", "groupdel", "userdel", "chown",
+    "exportfs", "curl", "timedatectl", "getent", "ip", "swapon", "ss",
 )  # fmt: skip
 OLD, NEW = "v1.32.7+rke2r1", "v1.32.8+rke2r1"
 STAGING = "/home/meshlab/.meshlab-staging"
@@ -207,6 +207,7 @@ PREPARE = {"MESHLAB_SSH_USER": "meshlab", "MESHLAB_STAGING_DIR": STAGING}
 
 
 def test_prepare_sets_up_a_server_once(node: Node) -> None:
+    node.set("active/systemd-networkd")
     node.ok("node_prepare", MESHLAB_ROLE="server", **PREPARE)
     assert "etcd:" in (node.root / "etc/passwd").read_text()
     assert "etcd:" in (node.root / "etc/group").read_text()
@@ -224,6 +225,52 @@ def test_prepare_sets_up_a_server_once(node: Node) -> None:
     second = node.calls()
     assert not [c for c in second if c.startswith(("apt-get", "useradd", "groupadd", "systemctl restart"))], second
     assert (node.root / "etc/passwd").read_text().count("etcd:") == 1
+
+
+def test_prepare_starts_no_networkd_on_a_host_that_does_not_run_it(node: Node) -> None:
+    """An existing Debian server may use ifupdown: the drop-in is written, networkd stays off."""
+    node.ok("node_prepare", MESHLAB_ROLE="agent", **PREPARE)
+    assert (node.root / "etc/systemd/networkd.conf.d/60-meshlab-cilium.conf").exists()
+    assert [c for c in node.calls("systemctl") if "restart" in c or "start" in c.split()] == []
+
+
+def _passwd_and_group(node: Node) -> tuple[str, str]:
+    return (node.root / "etc/passwd").read_text(), (node.root / "etc/group").read_text()
+
+
+def test_unprepare_undoes_prepare_and_is_safe_to_repeat(node: Node) -> None:
+    node.set("active/systemd-networkd")
+    before = _passwd_and_group(node)
+    node.ok("node_prepare", MESHLAB_ROLE="server", **PREPARE)
+    assert _passwd_and_group(node) != before
+    node.forget_calls()
+    for _ in range(2):
+        node.ok("node_unprepare", MESHLAB_ROLE="server", **PREPARE)
+    assert _passwd_and_group(node) == before
+    assert not (node.root / "etc/systemd/networkd.conf.d").exists()
+    assert not (node.root / STAGING.lstrip("/")).exists()
+    assert not (node.root / "var/lib/meshlab").exists()
+    # networkd drops the setting once: restarted on the first run only.
+    assert node.calls("systemctl").count("systemctl restart systemd-networkd") == 1
+    assert node.calls("apt-get") == [], "packages stay installed"
+
+
+def test_unprepare_keeps_an_etcd_user_meshlab_did_not_create(node: Node) -> None:
+    (node.root / "etc/passwd").write_text("root:x:0:0::/root:/bin/bash\netcd:x:120:120::/var/lib/etcd:/bin/false\n")
+    (node.root / "etc/group").write_text("root:x:0:\netcd:x:120:\n")
+    node.ok("node_prepare", MESHLAB_ROLE="server", **PREPARE)
+    node.ok("node_unprepare", MESHLAB_ROLE="server", **PREPARE)
+    assert "etcd:x:120" in (node.root / "etc/passwd").read_text()
+    assert "etcd:x:120" in (node.root / "etc/group").read_text()
+    assert node.calls("userdel") == node.calls("groupdel") == []
+
+
+def test_unprepare_removes_nothing_but_a_staging_directory(node: Node) -> None:
+    home = node.root / "home/meshlab"
+    home.mkdir(parents=True)
+    error = node.fails("node_unprepare", MESHLAB_SSH_USER="meshlab", MESHLAB_STAGING_DIR="/home/meshlab")
+    assert "refusing to remove /home/meshlab" in error
+    assert home.is_dir()
 
 
 def test_prepare_creates_no_etcd_user_on_an_agent(node: Node) -> None:

@@ -1,4 +1,4 @@
-"""The hosts layer as the real program registers it, for every stack, under mocks."""
+"""The hosts layer as the real program registers it, for every stack on VirtualBox VMs, under mocks."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from components.hosts.network import macos_dhcp_address
 from config import versions
 from config.loader import settings_from_config
 from config.settings import HOST_ONLY_INTERFACE
-from tests.conftest import CLOUD_INIT_SITE, STACKS, expected_resource_count
+from tests.conftest import CLOUD_INIT_SITE, VM_STACKS, expected_resource_count
 from tools.render import MOCK_PRIVATE_KEY, MOCK_PUBLIC_KEY, Registration, Rendering, with_overrides
 
 VM = "meshlab:hosts:VirtualBoxVm"
@@ -34,7 +34,7 @@ def _single(rendering: Rendering, type_token: str) -> Registration:
     return resource
 
 
-@pytest.mark.parametrize("stack", STACKS)
+@pytest.mark.parametrize("stack", VM_STACKS)
 def test_each_stack_registers_one_vm_per_node(rendered, stack_configs, stack):
     settings = settings_from_config(stack_configs[stack])
     rendering = rendered[stack]
@@ -48,7 +48,7 @@ def test_each_stack_registers_one_vm_per_node(rendered, stack_configs, stack):
     )
 
 
-@pytest.mark.parametrize("stack", STACKS)
+@pytest.mark.parametrize("stack", VM_STACKS)
 def test_no_vm_depends_on_another(rendered, stack):
     rendering = rendered[stack]
     vms = rendering.of_type(VM)
@@ -125,7 +125,7 @@ def _environment(command: Registration) -> dict[str, str]:
     return dict(command.inputs["environment"])
 
 
-@pytest.mark.parametrize("stack", STACKS)
+@pytest.mark.parametrize("stack", VM_STACKS)
 def test_vm_steps_get_sizes_macs_and_addresses_from_settings(rendered, stack_configs, stack):
     settings = settings_from_config(stack_configs[stack])
     topology = settings.topology
@@ -156,11 +156,11 @@ def test_vm_steps_get_sizes_macs_and_addresses_from_settings(rendered, stack_con
 
 def test_macs_are_unique_unicast_and_locally_administered(rendered):
     macs = []
-    for stack in STACKS:
+    for stack in VM_STACKS:
         for command in rendered[stack].of_type(LOCAL):
             env = _environment(command)
             macs += [env[k] for k in ("MESHLAB_MAC_NAT", "MESHLAB_MAC_HOST_ONLY") if k in env]
-    assert len(macs) == 2 * (6 + 5 + 6)
+    assert len(macs) == 2 * (6 + 5)
     assert len(set(macs)) == len(macs)
     for mac in macs:
         first = int(mac[:2], 16)
@@ -218,7 +218,7 @@ def test_seed_documents_are_valid_cloud_init(rendered):
 
 
 def test_private_key_is_secret_everywhere(rendered):
-    for stack in STACKS:
+    for stack in VM_STACKS:
         rendering = rendered[stack]
         [key] = [r for r in rendering.of_type("tls:index/privateKey:PrivateKey") if r.name == "hosts-ssh-key"]
         assert key.inputs["algorithm"] == "ED25519"

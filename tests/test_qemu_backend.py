@@ -222,7 +222,7 @@ def test_invalid_hosts_settings_get_exactly_their_problems(stack_configs, case, 
 def test_an_unknown_hypervisor_is_refused_by_name(stack_configs):
     [problem] = _problems(stack_configs, {"meshlab:hypervisor": "vmware"})
     assert problem.startswith("meshlab:hypervisor = vmware: ")
-    assert "'virtualbox' or 'qemu'" in problem
+    assert "'virtualbox', 'qemu' or 'existing'" in problem
 
 
 def test_a_qemu_bridge_takes_a_subnet_virtualbox_would_refuse(stack_configs):

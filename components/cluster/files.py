@@ -14,7 +14,7 @@ from typing import Any, Literal
 import yaml
 
 from config import versions
-from config.settings import HOST_ONLY_INTERFACE, NodeSpec, Settings
+from config.settings import NodeSpec, Settings
 
 SUPERVISOR_PORT = 9345
 API_PORT = 6443
@@ -153,7 +153,7 @@ def kube_vip_manifest(settings: Settings) -> str:
     env = {
         "vip_arp": "true",
         "port": str(API_PORT),
-        "vip_interface": HOST_ONLY_INTERFACE,
+        "vip_interface": settings.hosts.lab_interface,
         "address": str(settings.network.api_vip),
         "cp_enable": "true",
         "cp_namespace": "kube-system",

@@ -14,10 +14,8 @@ import pulumi
 from components.cluster.files import CONFIG_FILE, JoinRole, NodeFile, digest
 from components.cluster.steps import NodeTarget, node_step, staged_copy
 from config import versions
-from config.settings import HOST_ONLY_INTERFACE, Settings
+from config.settings import RKE2_PORTS, Settings
 
-SERVER_PORTS = (6443, 9345, 10250, 2379, 2380, 2381)
-AGENT_PORTS = (10250,)
 TIME_SYNC_TIMEOUT_SECONDS = 120
 
 
@@ -62,10 +60,8 @@ class Rke2Node(pulumi.ComponentResource):
             inputs={
                 "MESHLAB_NODE_NAME": target.name,
                 "MESHLAB_NODE_IP": target.ip,
-                "MESHLAB_INTERFACE": HOST_ONLY_INTERFACE,
-                "MESHLAB_PORTS": " ".join(
-                    str(port) for port in (AGENT_PORTS if rke2_type == "agent" else SERVER_PORTS)
-                ),
+                "MESHLAB_INTERFACE": settings.hosts.lab_interface,
+                "MESHLAB_PORTS": " ".join(str(port) for port in RKE2_PORTS[rke2_type]),
                 "MESHLAB_ENDPOINTS": " ".join((versions.RKE2_INSTALL_URL, *versions.REGISTRY_ENDPOINTS)),
                 "MESHLAB_TIME_SYNC_TIMEOUT_SECONDS": str(TIME_SYNC_TIMEOUT_SECONDS),
             },
@@ -75,6 +71,8 @@ class Rke2Node(pulumi.ComponentResource):
             f"{name}-prepare",
             target=target,
             script="node_prepare",
+            # Runs only where the machine outlives the stack (existing hosts): a deleted VM skips it.
+            delete_script="node_unprepare",
             inputs={"MESHLAB_ROLE": rke2_type, "MESHLAB_SSH_USER": ssh_user, "MESHLAB_STAGING_DIR": staging},
             parent=self,
             depends_on=[self.preflight],
@@ -135,7 +133,7 @@ class Rke2Node(pulumi.ComponentResource):
         if join_role == "first-server":
             start_inputs |= {
                 "MESHLAB_WAIT_FOR_VIP": str(settings.network.api_vip),
-                "MESHLAB_INTERFACE": HOST_ONLY_INTERFACE,
+                "MESHLAB_INTERFACE": settings.hosts.lab_interface,
             }
         self.started = node_step(
             f"{name}-start",

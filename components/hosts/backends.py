@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from components.hosts.existing_hosts import ExistingHosts
 from components.hosts.lab_hosts import LabHosts
 from components.hosts.output import HostsOutput
 from components.hosts.qemu_hosts import QemuHosts
@@ -9,7 +10,9 @@ from config.settings import Settings
 
 
 def lab_hosts(settings: Settings, stack: str) -> HostsOutput:
-    """The stack's machines: VirtualBox VMs, or QEMU VMs, registered as the component `hosts`."""
+    """The stack's machines: VirtualBox VMs, QEMU VMs or existing hosts, registered as the component `hosts`."""
+    if settings.hosts.existing:
+        return ExistingHosts("hosts", settings=settings, stack=stack).output
     if settings.hosts.hypervisor == "qemu":
         return QemuHosts("hosts", settings=settings, stack=stack).output
     return LabHosts("hosts", settings=settings, stack=stack).output

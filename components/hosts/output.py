@@ -1,6 +1,6 @@
 """The one contract every hosts backend hands the cluster layer: `HostsOutput`.
 
-A backend (VirtualBox, QEMU) is a component of its own that builds its machines and exposes them
+A backend (VirtualBox, QEMU, existing hosts) is a component of its own that builds its machines and exposes them
 as `HostNode`s; nothing above the hosts layer knows which backend made them.
 """
 
@@ -31,9 +31,10 @@ class HostNode(Protocol):
     # Changes whenever the machine is rebuilt: the node's steps run again on a new machine.
     @property
     def uuid(self) -> pulumi.Output[str]: ...
-    # The resource that owns the machine: the node's steps are deleted with it.
+    # The resource that owns the machine: the node's steps are deleted with it, without running
+    # their deletes. None when the machine outlives the stack (existing hosts): every delete runs.
     @property
-    def machine(self) -> pulumi.Resource: ...
+    def machine(self) -> pulumi.Resource | None: ...
     # Done when the machine is usable (cloud-init finished): the node's steps wait for it.
     @property
     def cloud_init(self) -> pulumi.Resource: ...
@@ -45,6 +46,7 @@ class HostsOutput:
 
     vms: Sequence[HostNode]
     ssh: SshAccess
+    # The NIC every node's address is on: what kube-vip, Cilium and MetalLB bind to.
     host_only_interface: str
 
 

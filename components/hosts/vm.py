@@ -66,17 +66,40 @@ def preflight_vms(vms: dict[str, VmSize]) -> str:
 
 
 @dataclass(frozen=True)
+class Bastion:
+    """A jump host the nodes are reached through (same key as the nodes)."""
+
+    host: str
+    port: int
+    user: str
+
+
+@dataclass(frozen=True)
 class SshAccess:
     user: str
-    public_key: pulumi.Output[str]
-    private_key: pulumi.Output[str]  # always a secret
+    # The nodes' authorized key: what a VM's seed installs (existing hosts have theirs already).
+    public_key: pulumi.Output[str] | None
+    # Always a secret; None logs in with the keys of the ssh-agent (SSH_AUTH_SOCK).
+    private_key: pulumi.Output[str] | None
+    bastion: Bastion | None = None
 
     def connection(self, host: str) -> remote.ConnectionArgs:
         """How remote commands reach `host`; the dial is retried while the VM boots."""
+        proxy = None
+        if self.bastion:
+            proxy = remote.ProxyConnectionArgs(
+                host=self.bastion.host,
+                port=self.bastion.port,
+                user=self.bastion.user,
+                private_key=self.private_key,
+                dial_error_limit=DIAL_ERROR_LIMIT,
+                per_dial_timeout=PER_DIAL_TIMEOUT,
+            )
         return remote.ConnectionArgs(
             host=host,
             user=self.user,
             private_key=self.private_key,
+            proxy=proxy,
             dial_error_limit=DIAL_ERROR_LIMIT,
             per_dial_timeout=PER_DIAL_TIMEOUT,
         )
@@ -160,6 +183,8 @@ def seed_step(
     parent: pulumi.Resource,
 ) -> tuple[pulumi.Output[SeedDocuments], local.Command]:
     """The VM's cloud-init documents, and the step that writes them to its NoCloud seed ISO."""
+    if ssh.public_key is None:  # pragma: no cover - every VM backend has a key pair
+        raise ValueError(f"{vm_name}: a VM's seed needs the SSH public key it authorizes")
     documents = ssh.public_key.apply(
         lambda key: seed_documents(
             vm_name=vm_name, node=node, subnet=subnet, ssh_user=ssh.user, ssh_public_key=key, ntp_servers=ntp_servers

@@ -15,6 +15,7 @@ from components.shell import StepScripts
 STEPS = (
     "node_preflight",
     "node_prepare",
+    "node_unprepare",
     "rke2_install",
     "rke2_uninstall",
     "files_place",

@@ -8,6 +8,17 @@ POLL_SECONDS="${MESHLAB_POLL_SECONDS:-5}"
 RKE2_DATA="$ROOT/var/lib/rancher/rke2"
 KUBECTL="$RKE2_DATA/bin/kubectl"
 
+# What node_prepare created on the machine (one "KIND NAME" a line), for node_unprepare.
+CREATED_RECORD="$ROOT/var/lib/meshlab/created"
+networkd_dropin() {
+  printf '%s' "$ROOT/etc/systemd/networkd.conf.d/60-meshlab-cilium.conf"
+}
+
+record_created() { # "KIND NAME"
+  install -d -m 0700 "$(dirname "$CREATED_RECORD")"
+  grep -qxF "$1" "$CREATED_RECORD" 2>/dev/null || printf '%s\n' "$1" >>"$CREATED_RECORD"
+}
+
 log() {
   printf 'meshlab: %s\n' "$*"
 }

@@ -19,6 +19,8 @@ STEPS = (
     "bridge_delete",
     "qemu_vm_create",
     "qemu_vm_delete",
+    "existing_preflight",
+    "existing_check",
 )
 SCRIPTS = StepScripts("hosts", __name__, STEPS)
 
