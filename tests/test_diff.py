@@ -198,13 +198,34 @@ def test_a_no_op_change_shows_nothing(repo, sides, tmp_path):
     assert len(new["resources"]) > 100
     result = plan_diff.compare(old, new, "HEAD")
     assert result.empty
-    assert plan_diff.markdown(result).splitlines()[2] == "No changes."
+    assert plan_diff.markdown(result).splitlines()[2:5] == ["_hosts backend: virtualbox_", "", "No changes."]
     assert plan_diff.diff_document(result)["summary"] == {
         "add": 0,
         "remove": 0,
         "change": 0,
         "resources": result.resources_after,
     }
+
+
+def test_a_move_to_existing_hosts_names_both_backends(repo, sides, tmp_path):
+    """The pull request that moves a stack onto servers says so before any resource."""
+    document = _stack_document(repo)
+    config = document["config"]
+    for key in ("meshlab:sshPublicKey", "meshlab:sshPrivateKey"):
+        config.pop(key, None)
+    config.update({"meshlab:hypervisor": "existing", "meshlab:nodeInterface": "eno1", "meshlab:sshAgent": True})
+    moved = _write_stack(tmp_path / "Pulumi.lab.yaml", document)
+    result = plan_diff.compare(sides[0], snapshot("lab", moved), "HEAD")
+    note = (
+        "hosts backend: virtualbox -> existing: every node moves to other machines, and every node step runs again "
+        "there"
+    )
+    assert result.notes == [note]
+    assert plan_diff.markdown(result).splitlines()[2] == f"_{note}_"
+    assert plan_diff.diff_document(result)["notes"] == [note]
+    removed = {entry.type for entry in result.components_removed}
+    assert {"meshlab:hosts:LabHosts", "meshlab:hosts:VirtualBoxVm"} <= removed
+    assert "meshlab:hosts:ExistingHosts" in {entry.type for entry in result.components_added}
 
 
 def test_an_unknown_ref_is_refused(capsys):
@@ -247,7 +268,7 @@ def test_a_long_value_shows_where_it_changed():
 def test_a_stack_new_since_the_ref_is_all_additions(sides):
     _, new = sides
     result = plan_diff.compare({"stack": "lab", "absent": True}, new, "HEAD")
-    assert result.notes == ["the stack has no stack file at HEAD: everything is new"]
+    assert result.notes == ["the stack has no stack file at HEAD: everything is new", "hosts backend: virtualbox"]
     assert len(result.added) == result.resources_after > 100
     assert (result.removed, result.changed) == ([], [])
     assert "_the stack has no stack file at HEAD: everything is new_" in plan_diff.markdown(result)

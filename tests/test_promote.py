@@ -197,3 +197,23 @@ def test_a_value_the_cli_reads_differently_is_a_change():
     target = "config:\n  meshlab:demoAmbient: 'off'\n  meshlab:demoL7Routing: false\n"
     changes = promote.stack_changes(source, target, ["meshlab:demoAmbient", "meshlab:demoL7Routing"])
     assert [(c.where, c.old, c.new) for c in changes] == [("meshlab:demoL7Routing", False, "off")]
+
+
+def test_promotion_onto_existing_hosts_keeps_the_backend_and_its_login(stacks, capsys):
+    """staging (VMs) -> prod (servers): the versions move, the backend and everything about the servers stay."""
+    staging, prod = stacks / "Pulumi.staging.yaml", stacks / "Pulumi.prod.yaml"
+    _append(staging, "  meshlab:hubbleEnabled: false\n  meshlab:nodeReadyTimeoutSeconds: 1200\n")
+    prod_before = _config(prod)
+    assert prod_before["meshlab:hypervisor"] == "existing"
+    assert promote.main(["staging", "prod", "--write"]) == 0
+    out = capsys.readouterr().out
+    assert "  + meshlab:hubbleEnabled: false" in out and "  + meshlab:nodeReadyTimeoutSeconds: 1200" in out
+    after = _config(prod)
+    assert after == {**prod_before, "meshlab:hubbleEnabled": False, "meshlab:nodeReadyTimeoutSeconds": 1200}
+    assert "meshlab:hypervisor" not in out and "meshlab:sshAgent" not in out
+    # And back: nothing of prod's backend reaches a VM stack.
+    _append(prod, "  meshlab:prometheusRetention: 14d\n")
+    assert promote.main(["prod", "staging", "--write"]) == 0
+    staging_after = _config(staging)
+    assert "meshlab:hypervisor" not in staging_after and "meshlab:nodeInterface" not in staging_after
+    assert staging_after["meshlab:prometheusRetention"] == "14d"

@@ -231,12 +231,39 @@ def input_changes(old: Any, new: Any, path: str = "") -> Iterator[InputChange]:
         yield InputChange(path or "(inputs)", old, new)
 
 
+# The backends' components before they showed meshlab:hypervisor in their inputs (older refs).
+_BACKEND_OF_COMPONENT = {"meshlab:hosts:LabHosts": "virtualbox", "meshlab:hosts:QemuHosts": "qemu"}
+
+
+def hosts_backend(side: Mapping[str, Entry]) -> str | None:
+    """What the stack's nodes run on (meshlab:hypervisor), from its hosts component."""
+    for entry in side.values():
+        if entry.component and entry.name == "hosts" and entry.type.startswith("meshlab:hosts:"):
+            backend = entry.inputs.get("hypervisor") or _BACKEND_OF_COMPONENT.get(entry.type, entry.type)
+            return str(backend)
+    return None
+
+
+def backend_notes(before: Mapping[str, Entry], after: Mapping[str, Entry]) -> list[str]:
+    """The hosts backend, always: a change of it moves every node to other machines."""
+    old, new = hosts_backend(before), hosts_backend(after)
+    if new is None:
+        return []
+    if old is not None and old != new:
+        return [
+            f"hosts backend: {old} -> {new}: every node moves to other machines, and every node step runs "
+            "again there"
+        ]
+    return [f"hosts backend: {new}"]
+
+
 def compare(old: Mapping[str, Any], new: Mapping[str, Any], ref: str, against: str = "working tree") -> PlanDiff:
     before, after = entries(old), entries(new)
     result = PlanDiff(stack=str(new.get("stack", old.get("stack", ""))), ref=ref, against=against)
     result.resources_after = sum(not entry.component for entry in after.values())
     if old.get("absent"):
         result.notes.append(f"the stack has no stack file at {ref}: everything is new")
+    result.notes += backend_notes(before, after)
     for urn in sorted(set(after) - set(before)):
         (result.components_added if after[urn].component else result.added).append(after[urn])
     for urn in sorted(set(before) - set(after)):
@@ -430,6 +457,8 @@ def markdown(diff: PlanDiff, policy_lines: Sequence[str] = ()) -> str:
     """The diff as the Markdown a pull-request comment shows."""
     lines = [f"### Stack {code(diff.stack)}: {code(diff.ref)} -> {diff.against}", ""]
     lines += [f"_{note}_" for note in diff.notes]
+    if diff.notes:
+        lines.append("")
     if diff.empty:
         lines += ["No changes.", ""]
     else:

@@ -81,6 +81,15 @@ class Registration:
     ignore_changes: tuple[str, ...] = ()
     # "URN::ID" of the provider resource the request names explicitly, or "".
     provider: str = ""
+    # The request's inputs as sent (wire markers and all), for `revealed_inputs`.
+    wire_inputs: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
+
+    @property
+    def revealed_inputs(self) -> dict[str, Any]:
+        """The inputs with each secret's own value in place of "[secret]": for tests that check what
+        a secret holds (an SSH connection's host and key). Never printed: as_json() shows `inputs`."""
+        revealed: dict[str, Any] = _strip_wire_markers(self.wire_inputs, "", [], reveal=True)
+        return revealed
 
     def depends_on(self, other: Registration) -> bool:
         """Whether this registration names `other` among its dependencies."""
@@ -97,22 +106,25 @@ class Registration:
         }
 
 
-def _strip_wire_markers(value: Any, path: str, secret_paths: list[str]) -> Any:
-    """Plain JSON from wire values: secrets become "[secret]" (their paths recorded), resource
-    references their URN, unknowns "[unknown]", and whole doubles ints again."""
+def _strip_wire_markers(value: Any, path: str, secret_paths: list[str], *, reveal: bool = False) -> Any:
+    """Plain JSON from wire values: secrets become "[secret]" (their paths recorded; with `reveal`,
+    their own value), resource references their URN, unknowns "[unknown]", and whole doubles ints again."""
     if isinstance(value, dict):
         signature = value.get(_SIG_KEY)
         if signature == _SECRET_SIG:
             secret_paths.append(path)
-            return SECRET
+            return _strip_wire_markers(value.get("value"), path, [], reveal=True) if reveal else SECRET
         if signature == _RESOURCE_SIG:
             return value.get("urn", "")
         return {
-            key: _strip_wire_markers(item, f"{path}.{key}" if path else key, secret_paths)
+            key: _strip_wire_markers(item, f"{path}.{key}" if path else key, secret_paths, reveal=reveal)
             for key, item in value.items()
         }
     if isinstance(value, list):
-        return [_strip_wire_markers(item, f"{path}[{index}]", secret_paths) for index, item in enumerate(value)]
+        return [
+            _strip_wire_markers(item, f"{path}[{index}]", secret_paths, reveal=reveal)
+            for index, item in enumerate(value)
+        ]
     if isinstance(value, float) and value.is_integer():
         value = int(value)  # protobuf carries every number as a double
     return UNKNOWN if value == _UNKNOWN else value
@@ -150,6 +162,7 @@ class RecordingMonitor(pulumi_mocks.MockMonitor):
                 deleted_with=request.deletedWith,
                 ignore_changes=tuple(request.ignoreChanges),
                 provider=request.provider,
+                wire_inputs=raw,
             )
         )
         return response

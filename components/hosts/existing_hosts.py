@@ -68,7 +68,8 @@ class ExistingHost(pulumi.ComponentResource):
 class ExistingHosts(pulumi.ComponentResource):
     # `stack` as every backend takes it; existing hosts carry the names the user gave them.
     def __init__(self, name: str, *, settings: Settings, stack: str, opts: pulumi.ResourceOptions | None = None):
-        super().__init__("meshlab:hosts:ExistingHosts", name, None, opts)
+        # The backend shows in previews and in the pull-request diff (tools/diff.py).
+        super().__init__("meshlab:hosts:ExistingHosts", name, {"hypervisor": settings.hosts.hypervisor}, opts)
         topology, hosts = settings.topology, settings.hosts
         self.ssh = existing_ssh_access(settings)
         self.preflight = ExistingPreflight(

@@ -19,7 +19,8 @@ from config.settings import HOST_ONLY_INTERFACE, NAMESPACE, Settings
 
 class QemuHosts(pulumi.ComponentResource):
     def __init__(self, name: str, *, settings: Settings, stack: str, opts: pulumi.ResourceOptions | None = None):
-        super().__init__("meshlab:hosts:QemuHosts", name, None, opts)
+        # The backend shows in previews and in the pull-request diff (tools/diff.py).
+        super().__init__("meshlab:hosts:QemuHosts", name, {"hypervisor": settings.hosts.hypervisor}, opts)
         topology, network, access, hosts = settings.topology, settings.network, settings.access, settings.hosts
         image = cloud_image(settings)
         cache = {"MESHLAB_CACHE_DIR": access.image_cache_dir} if access.image_cache_dir else {}
