@@ -72,8 +72,9 @@ def tier_config(image: tuple[str, str], public_key: str, private_key: str, cache
         "meshlab:imageCacheDir": str(cache),
         "meshlab:servers": ["vm-server1=198.51.100.11"],
         "meshlab:agents": ["vm-agent1=198.51.100.21", "vm-agent2=198.51.100.22", f"{MISWIRED}=198.51.100.31"],
-        "meshlab:serverDiskGib": 20,
-        "meshlab:agentDiskGib": 20,
+        # More than the existing-hosts tier stack asks to be free (20 GiB, the least meshlab accepts).
+        "meshlab:serverDiskGib": 24,
+        "meshlab:agentDiskGib": 24,
         "meshlab:agentMemoryMib": 2048,
         "meshlab:hostOnlyCidr": SUBNET,
         "meshlab:apiVip": "198.51.100.10",
@@ -86,17 +87,42 @@ def tier_config(image: tuple[str, str], public_key: str, private_key: str, cache
     return StackConfig(values, frozenset({"meshlab:sshPrivateKey"}))
 
 
-@pytest.fixture(scope="module")
+# The QEMU stack's settings that only VMs read: the existing-hosts stack on the same guests drops them.
+VM_ONLY_KEYS = ("meshlab:sshPublicKey", "meshlab:ntpServers", "meshlab:imageFile", "meshlab:imageSha256")
+EXISTING_STACK = "vmexisting"
+
+
+def existing_config(tier: StackConfig, **overrides: object) -> StackConfig:
+    """The tier's three lab guests as existing hosts: the same names, addresses and login (the key on its
+    own), their lab NIC as meshlab:nodeInterface, and as sizes the least that meshlab accepts."""
+    values = {key: value for key, value in tier.values.items() if key not in VM_ONLY_KEYS}
+    agents = [agent for agent in tier.values["meshlab:agents"] if not agent.startswith(f"{MISWIRED}=")]
+    values.update(
+        {
+            "meshlab:hypervisor": "existing",
+            "meshlab:nodeInterface": "hostonly0",
+            "meshlab:agents": agents,
+            "meshlab:serverDiskGib": 20,
+            "meshlab:agentDiskGib": 20,
+            **overrides,
+        }
+    )
+    return StackConfig({key: value for key, value in values.items() if value is not None}, tier.secret_keys)
+
+
+@pytest.fixture(scope="session")
 def vm_lab(
     guest_image: tuple[str, str], ssh_key: tuple[Path, str], tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[VmLab]:
-    """The rendered tier stack and its namespace; on the way out, whatever the tests left running
-    is stopped by the PIDs its VMs recorded, and the namespace is deleted."""
+    """The rendered tier stack and its namespace, for the whole session (the modules share the guests);
+    on the way out, whatever the tests left running is stopped by the PIDs its VMs recorded, and the
+    namespace is deleted."""
     key, public_key = ssh_key
     cache = tmp_path_factory.mktemp("meshlab-cache")
     netns = NetworkNamespace(f"meshlab-vm-{os.getpid()}")
     netns.create()
     lab = VmLab(tier_config(guest_image, public_key, key.read_text(), cache), STACK, netns, key, "meshlab")
+    progress(f"the tier's guests: {', '.join(lab.vm_names())}")
     try:
         yield lab
     finally:
@@ -124,3 +150,9 @@ def stop_leftovers(cache: Path) -> None:
     for pid in qemu_pids(cache):
         progress(f"stopping QEMU process {pid} left by a failed test")
         os.kill(pid, 9)
+
+
+@pytest.fixture(scope="session")
+def existing_lab(vm_lab: VmLab) -> VmLab:
+    """The existing-hosts stack over the QEMU stack's guests, in the same namespace, with the same key."""
+    return VmLab(existing_config(vm_lab.config), EXISTING_STACK, vm_lab.netns, vm_lab.private_key, vm_lab.user)

@@ -29,6 +29,8 @@ from tools.render import ROOT, Registration, Rendering, render
 LOCAL = "command:local:Command"
 REMOTE = "command:remote:Command"
 COPY = "command:remote:CopyToRemote"
+# A node of the stack, by backend: what its steps run on.
+NODE_COMPONENTS = ("meshlab:hosts:QemuVm", "meshlab:hosts:ExistingHost")
 SSH_OPTIONS = [
     "-o", "BatchMode=yes",
     "-o", "StrictHostKeyChecking=no",
@@ -58,7 +60,7 @@ class StepRun:
 
 @dataclass
 class VmLab:
-    """The rendered QEMU stack and the namespace its steps run in."""
+    """A rendered stack (on QEMU, or on the QEMU guests as existing hosts) and the namespace its steps run in."""
 
     config: StackConfig
     stack: str
@@ -82,13 +84,19 @@ class VmLab:
         assert len(found) == 1, f"the program registers no single {type_token} named {name}"
         return found[0]
 
+    def _nodes(self) -> list[Registration]:
+        """The node components of whichever backend the stack uses (QEMU VMs, or existing hosts)."""
+        nodes = [r for token in NODE_COMPONENTS for r in self.rendering.of_type(token)]
+        assert nodes, f"the stack registers none of {', '.join(NODE_COMPONENTS)}"
+        return nodes
+
     def vm_names(self) -> list[str]:
-        """The QemuVm components (node names): servers first, each role by name."""
-        vms = self.rendering.of_type("meshlab:hosts:QemuVm")
-        return [r.name for r in sorted(vms, key=lambda r: (r.inputs["role"] != "server", r.name))]
+        """The node components (node names): servers first, each role by name."""
+        return [r.name for r in sorted(self._nodes(), key=lambda r: (r.inputs["role"] != "server", r.name))]
 
     def node_ip(self, node: str) -> str:
-        return str(self.registration("meshlab:hosts:QemuVm", node).inputs["ip"])
+        [found] = [r for r in self._nodes() if r.name == node]
+        return str(found.inputs["ip"])
 
     # --- local steps ----------------------------------------------------------------------
 
