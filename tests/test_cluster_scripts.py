@@ -273,6 +273,34 @@ def test_unprepare_removes_nothing_but_a_staging_directory(node: Node) -> None:
     assert home.is_dir()
 
 
+def _tree(root: Path) -> set[str]:
+    return {str(path.relative_to(root)) for path in root.rglob("*")}
+
+
+def test_destroy_on_a_machine_that_stays_leaves_no_directory_meshlab_made(node: Node) -> None:
+    """Found on real guests: files_place and nfs_export made /etc/rancher, /var/lib/rancher/... and
+    /etc/exports.d, and removing the files left those directories behind on an existing host."""
+    node.set("active/systemd-networkd")
+    (node.root / "etc/ssh").mkdir()  # something of the machine's own under /etc
+    before = _tree(node.root)
+    node.ok("node_prepare", MESHLAB_ROLE="server", **PREPARE)
+    stage(node, "rke2-config.yaml", "token: t\n")
+    stage(node, "kube-vip.yaml", "kind: Pod\n")
+    node.ok("files_place", MESHLAB_STAGING_DIR=STAGING, MESHLAB_FILES=FILES)
+    export = {"MESHLAB_EXPORT_PATH": "/srv/nfs/kubedata", "MESHLAB_ALLOWED_CIDR": "192.168.56.0/24"}
+    node.ok("nfs_export", **export)
+    assert {"etc/rancher/rke2", "etc/exports.d", "var/lib/rancher/rke2/agent/pod-manifests"} <= _tree(node.root)
+    # pulumi destroy: each step's delete, the preparation's last (every other step waits for it).
+    node.ok("files_remove", MESHLAB_FILES=FILES)
+    node.ok("nfs_unexport", **export)
+    node.ok("rke2_uninstall")
+    node.ok("node_unprepare", MESHLAB_ROLE="server", **PREPARE)
+    # The export's data stays (volumes may hold data someone needs); nothing else of meshlab's does.
+    # (var/lib/rancher/rke2/bin is the fake's own kubectl, there from the start.)
+    assert _tree(node.root) - before == {"srv", "srv/nfs", "srv/nfs/kubedata"}
+    assert before - _tree(node.root) == set()
+
+
 def test_prepare_creates_no_etcd_user_on_an_agent(node: Node) -> None:
     node.ok("node_prepare", MESHLAB_ROLE="agent", **PREPARE)
     assert "etcd" not in (node.root / "etc/passwd").read_text()

@@ -19,6 +19,30 @@ record_created() { # "KIND NAME"
   grep -qxF "$1" "$CREATED_RECORD" 2>/dev/null || printf '%s\n' "$1" >>"$CREATED_RECORD"
 }
 
+# make_dirs DIR [MODE]: like install -d, recording each directory it creates ("dir PATH"), so that
+# node_unprepare can take away exactly those, once they are empty.
+make_dirs() {
+  local dir=$1 mode=${2:-0755} missing=()
+  while [ ! -d "$dir" ]; do
+    missing=("$dir" "${missing[@]}")
+    dir=$(dirname "$dir")
+  done
+  for dir in "${missing[@]}"; do
+    install -d -m "$mode" "$dir"
+    record_created "dir ${dir#"$ROOT"}"
+  done
+}
+
+# remove_created_dirs: every recorded directory that is empty now, the deepest first; a directory
+# that still holds something (someone else's files, or data) stays.
+remove_created_dirs() {
+  local dir
+  [ -f "$CREATED_RECORD" ] || return 0
+  while read -r dir; do
+    rmdir "$ROOT$dir" 2>/dev/null || true
+  done < <(sed -n 's/^dir //p' "$CREATED_RECORD" | sort -r)
+}
+
 log() {
   printf 'meshlab: %s\n' "$*"
 }

@@ -9,7 +9,8 @@ while read -r name destination mode; do
   if cmp -s "$source" "$ROOT$destination"; then
     log "$destination is up to date"
   else
-    install -D -m "$mode" "$source" "$ROOT$destination"
+    make_dirs "$(dirname "$ROOT$destination")"
+    install -m "$mode" "$source" "$ROOT$destination"
     log "installed $destination"
   fi
 done <<<"$MESHLAB_FILES"

@@ -10,7 +10,7 @@ chown nobody:nogroup "$ROOT$MESHLAB_EXPORT_PATH"
 exports="$ROOT/etc/exports.d/meshlab.exports"
 wanted="$MESHLAB_EXPORT_PATH $MESHLAB_ALLOWED_CIDR(rw,sync,no_subtree_check,root_squash)"
 if [ "$(cat "$exports" 2>/dev/null || true)" != "$wanted" ]; then
-  install -d -m 0755 "$(dirname "$exports")"
+  make_dirs "$(dirname "$exports")"
   printf '%s\n' "$wanted" >"$exports"
 fi
 systemctl enable --now nfs-server >/dev/null 2>&1

@@ -23,7 +23,7 @@ fi
 dropin=$(networkd_dropin)
 wanted=$'# meshlab: keep the routes and rules Cilium installs\n[Network]\nManageForeignRoutes=no\nManageForeignRoutingPolicyRules=no'
 if [ "$(cat "$dropin" 2>/dev/null || true)" != "$wanted" ]; then
-  install -d -m 0755 "$(dirname "$dropin")"
+  make_dirs "$(dirname "$dropin")"
   printf '%s\n' "$wanted" >"$dropin"
   if systemctl is-active --quiet systemd-networkd; then
     systemctl restart systemd-networkd
@@ -35,6 +35,6 @@ fi
 install_packages nfs-common
 
 # Files are copied here over SSH as the login user, then installed as root by the files step.
-install -d -m 0700 "$ROOT$MESHLAB_STAGING_DIR"
+make_dirs "$ROOT$MESHLAB_STAGING_DIR" 0700
 chown "$MESHLAB_SSH_USER:$MESHLAB_SSH_USER" "$ROOT$MESHLAB_STAGING_DIR"
 log "host prepared ($MESHLAB_ROLE)"

@@ -1,13 +1,13 @@
 # Undo node_prepare on a machine that stays (an existing host on destroy; a deleted VM skips this).
-# Removes the networkd drop-in, the staging directory, and the etcd user and group if meshlab created
-# them (as recorded); packages stay installed: other software on the machine may use them.
+# Removes the networkd drop-in, the staging directory, the directories meshlab's steps made (once
+# empty), and the etcd user and group if meshlab created them (all as recorded); packages stay
+# installed: other software on the machine may use them.
 # Inputs: MESHLAB_STAGING_DIR.
 require_env MESHLAB_STAGING_DIR
 
 dropin=$(networkd_dropin)
 if [ -e "$dropin" ]; then
   rm -f "$dropin"
-  rmdir "$(dirname "$dropin")" 2>/dev/null || true
   if systemctl is-active --quiet systemd-networkd; then
     systemctl restart systemd-networkd
   fi
@@ -19,6 +19,10 @@ case "$MESHLAB_STAGING_DIR" in
   /*/.meshlab-staging) rm -rf "$ROOT$MESHLAB_STAGING_DIR" ;;
   *) die "refusing to remove $MESHLAB_STAGING_DIR: not a meshlab staging directory" ;;
 esac
+
+# Every other step's delete has run by now (they all wait for this step): the directories meshlab made
+# (/etc/rancher, /var/lib/rancher/..., /etc/exports.d) are empty unless something else is in them.
+remove_created_dirs
 
 if [ -f "$CREATED_RECORD" ]; then
   # Users before groups: a group cannot go while it is a user's primary group.
