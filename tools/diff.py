@@ -251,8 +251,7 @@ def backend_notes(before: Mapping[str, Entry], after: Mapping[str, Entry]) -> li
         return []
     if old is not None and old != new:
         return [
-            f"hosts backend: {old} -> {new}: every node moves to other machines, and every node step runs "
-            "again there"
+            f"hosts backend: {old} -> {new}: every node moves to other machines, and every node step runs again there"
         ]
     return [f"hosts backend: {new}"]
 
