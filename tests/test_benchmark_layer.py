@@ -46,7 +46,8 @@ def mesh_labels(labels: dict[str, str]) -> dict[str, str]:
 
 @pytest.fixture(scope="module")
 def on(render_with) -> Rendering:
-    return render_with(ON)
+    rendering: Rendering = render_with(ON)
+    return rendering
 
 
 def test_off_renders_nothing_of_the_benchmark(lab):
