@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 
 import pulumi
 
+from components.apps.benchmark import MeshBenchmark
 from components.apps.demos import AmbientDemo, L7RoutingDemo, PrincipalDemo, extra_rules
 from components.apps.web_test import NAMESPACE as APP_NAMESPACE
 from components.apps.web_test import WebTest
@@ -123,6 +124,14 @@ def build_lab(settings: Settings, stack: str) -> Lab:
     if lab.ingress:
         lab.urls["testApp"] = app.url
     _demos(settings, cluster, mesh, app)
+    if settings.apps.benchmark == "on":
+        MeshBenchmark(
+            "benchmark",
+            access=cluster,
+            settings=settings,
+            mesh_ready=[mesh.ztunnel],
+            waypoint_hardening=waypoint_hardening,
+        )
     return lab
 
 

@@ -432,6 +432,12 @@ class AppSettings(_Section):
     demo_principal_policy: bool = Field(
         default=False, description="Demo 3: a client identity (ServiceAccount) may POST to /api/ on the test app."
     )
+    # on/off as words, the spelling: a boolean key would refuse `on` (a string in YAML 1.2).
+    benchmark: Literal["off", "on"] = Field(
+        default="off",
+        description="Mesh benchmark: fortio in four namespaces (no mesh, sidecar, ambient, ambient + waypoint) "
+        "for tools.bench_mesh; rollout phase 3 or later.",
+    )
 
 
 class Settings(BaseModel):

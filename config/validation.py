@@ -466,6 +466,7 @@ def check_apps(apps: AppSettings) -> Iterator[Problem]:
             yield Problem(config_key("test_app_egress_fqdns"), name, "not a DNS name (lowercase)")
     needs = {"demo_l7_routing": (apps.demo_l7_routing, 3), "demo_principal_policy": (apps.demo_principal_policy, 3)}
     needs["demo_ambient"] = (apps.demo_ambient != "off", 2)
+    needs["benchmark"] = (apps.benchmark == "on", 3)
     for field, (enabled, phase) in needs.items():
         if enabled and apps.rollout_phase < phase:
             yield Problem(

@@ -52,6 +52,10 @@ TEST_APP_IMAGE = "docker.io/nginxinc/nginx-unprivileged:1.27.4-alpine"
 # the uid for runAsNonRoot to be verifiable.
 CURL_IMAGE = "docker.io/curlimages/curl:8.12.1"
 CURL_UID = 100
+# The mesh benchmark's load generator and echo server (tools.bench_mesh): a static binary in a
+# scratch image with no user of its own, so pods name a uid for runAsNonRoot.
+FORTIO_IMAGE = "docker.io/fortio/fortio:1.69.5"
+FORTIO_UID = 1000
 
 # Istio's images, named explicitly rather than trusting what the release process wrote into the charts.
 ISTIO_HUB = "docker.io/istio"

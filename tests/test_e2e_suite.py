@@ -11,6 +11,7 @@ from meshlab_policy.pod_security import Level, evaluate_pod
 
 from config import versions
 from tests import conftest
+from tests.e2e import conftest as e2e_conftest
 from tests.e2e.test_live_lab import curl_pod
 
 SUITE = Path(__file__).parent / "e2e" / "test_live_lab.py"
@@ -46,3 +47,12 @@ def test_its_client_pods_are_admitted_under_restricted_and_its_privileged_pod_is
     pod["spec"]["containers"][0]["securityContext"] = {"privileged": True}  # type: ignore[index]
     findings = {f.check for f in evaluate_pod(pod["metadata"], pod["spec"], Level.RESTRICTED)}  # type: ignore[arg-type]
     assert "privileged" in findings
+
+
+def test_live_suite_runs_the_benchmark_checks():
+    """tests/e2e/test_benchmark.py is collected with the live suite and covers each benchmark part."""
+    suite = SUITE.parent / "test_benchmark.py"
+    names = {node.name for node in ast.walk(ast.parse(suite.read_text())) if isinstance(node, ast.FunctionDef)}
+    for behaviour in ("pinned_nodes", "istio_cni_sidecars", "waypoint", "report"):
+        assert any(behaviour in name for name in names if name.startswith("test_")), behaviour
+    assert "test_benchmark.py" not in getattr(e2e_conftest, "collect_ignore", [])

@@ -34,9 +34,16 @@ def base_values() -> dict[str, Any]:
     return {"profile": AMBIENT}
 
 
-def istiod_values(version: str) -> dict[str, Any]:
+def istiod_values(version: str, sidecars: bool = False) -> dict[str, Any]:
     # Waypoints and gateways get a RuntimeDefault seccomp profile, so they run in restricted namespaces.
-    return {**_ambient(version), "gateways": {"seccompProfile": {"type": "RuntimeDefault"}}}
+    values = {**_ambient(version), "gateways": {"seccompProfile": {"type": "RuntimeDefault"}}}
+    if sidecars:
+        # Injected sidecars (the mesh benchmark's sidecar case) leave their redirection to the istio-cni
+        # already on every node: the injector then adds `istio-validation` (uid 1337, no capabilities)
+        # instead of `istio-init` (root, NET_ADMIN and NET_RAW, which even baseline refuses).
+        # The ambient profile does not set this (istio@1.27.0 injection-template.yaml, ambient.yaml).
+        values["pilot"] = {"cni": {"enabled": True}}
+    return values
 
 
 def cni_values(version: str) -> dict[str, Any]:
@@ -111,7 +118,10 @@ class IstioAmbient(pulumi.ComponentResource):
 
         self.base = install("base", "istio-base", base_values(), [namespace])
         self.istiod = install(
-            "istiod", "istiod", istiod_values(istio_version), [self.base, gateway_api, *([self.ca] if self.ca else [])]
+            "istiod",
+            "istiod",
+            istiod_values(istio_version, settings.apps.benchmark == "on"),
+            [self.base, gateway_api, *([self.ca] if self.ca else [])],
         )
         self.cni = install("cni", "istio-cni", cni_values(istio_version), [self.istiod, access.ready])
         self.ztunnel = install("ztunnel", "ztunnel", ztunnel_values(istio_version), [self.cni])

@@ -87,7 +87,31 @@ def scrape_configs(settings: Settings) -> list[dict[str, Any]]:
     # The agent serves Hubble's metrics only with Hubble on; otherwise the job's targets are always down.
     if settings.cluster.hubble_enabled:
         jobs.append(_pods("hubble", namespace="kube-system", keep={"k8s_app": "cilium"}, port=9965))
+    if settings.apps.benchmark == "on":
+        jobs.append(cadvisor_job())
     return jobs
+
+
+def cadvisor_job() -> dict[str, Any]:
+    """Per-container CPU and memory (cAdvisor), which tools.bench_mesh reads for the sidecars, the
+    waypoint and ztunnel: each kubelet through the API server's node proxy, so no kubelet port needs
+    opening; the chart's ClusterRole grants nodes/proxy."""
+    return {
+        "job_name": "kubelet-cadvisor",
+        "scheme": "https",
+        "tls_config": {"ca_file": "/var/run/secrets/kubernetes.io/serviceaccount/ca.crt"},
+        "bearer_token_file": "/var/run/secrets/kubernetes.io/serviceaccount/token",
+        "kubernetes_sd_configs": [{"role": "node"}],
+        "relabel_configs": [
+            {"target_label": "__address__", "replacement": "kubernetes.default.svc:443"},
+            {
+                "source_labels": ["__meta_kubernetes_node_name"],
+                "target_label": "__metrics_path__",
+                "replacement": "/api/v1/nodes/$1/proxy/metrics/cadvisor",
+            },
+            {"source_labels": ["__meta_kubernetes_node_name"], "target_label": "node"},
+        ],
+    }
 
 
 def prometheus_values(settings: Settings) -> dict[str, Any]:
