@@ -150,3 +150,20 @@ def test_a_qemu_lab_previews_with_the_policy_pack_and_its_own_hosts_components(e
     types = Counter(toolchain.type_and_name(str(step["urn"]))[0] for step in toolchain.preview_steps(done.stdout))
     assert types["meshlab:hosts:QemuVm"] == 6 and types["meshlab:hosts:QemuBridge"] == 1, types
     assert not {t for t in types if t in {"meshlab:hosts:LabHosts", "meshlab:hosts:VirtualBoxVm"}}, types
+
+
+def test_a_lab_with_the_mesh_benchmark_previews_with_the_policy_pack(engine: toolchain.Engine) -> None:
+    """`pulumi config set meshlab:benchmark on` as the README has it: the CLI takes the word, and the
+    four data paths preview through the policy pack."""
+    bench = variant(engine, "lab-bench", "lab", {})
+    config = bench.run("config", "set", "--stack", "lab-bench", "meshlab:benchmark", "on")
+    assert config.returncode == 0, output(config)
+    done = bench.run(
+        "preview", "--stack", "lab-bench", "--json", "--policy-pack", "policy-pack",
+        "--policy-pack-config", "policy-pack/config/lab.json",
+    )  # fmt: skip
+    assert done.returncode == 0, output(done)
+    names = Counter(toolchain.type_and_name(str(step["urn"])) for step in toolchain.preview_steps(done.stdout))
+    assert names[("meshlab:apps:MeshBenchmark", "benchmark")] == 1, names
+    namespaces = sorted(name for (type_, name) in names if type_ == "kubernetes:core/v1:Namespace" and "bench" in name)
+    assert namespaces == [f"benchmark-{case}-namespace" for case in ("ambient", "none", "sidecar", "waypoint")]
