@@ -156,6 +156,19 @@ def rendered(stack_configs: dict[str, StackConfig], _renderings: dict[str, Rende
 depends = Registration.depends_on
 
 
+def waits_for(rendering: Rendering, resource: Registration) -> set[str]:
+    """Every URN `resource` waits for, directly or through what it waits for."""
+    by_urn = rendering.by_urn()
+    seen: set[str] = set()
+    pending = list(resource.dependencies)
+    while pending:
+        urn = pending.pop()
+        if urn not in seen:
+            seen.add(urn)
+            pending.extend(by_urn[urn].dependencies if urn in by_urn else [])
+    return seen
+
+
 @pytest.fixture(scope="session")
 def lab(rendered: dict[str, Rendering]) -> Rendering:
     """The committed lab stack, rendered."""

@@ -16,7 +16,7 @@ from components.hosts.scripts import render_script
 from config.loader import StackConfig, read_stack_file, settings_from_config
 from config.settings import promotable_keys
 from config.validation import SettingsError
-from tests.conftest import STACKS, VM_STACKS
+from tests.conftest import STACKS, VM_STACKS, waits_for
 from tests.test_cluster_layer import exported
 from tools.render import SECRET, Rendering, stack_file, with_overrides
 
@@ -153,20 +153,7 @@ def test_the_preflight_checks_every_node_against_its_role_before_any_step(render
     names = [node.name for node in settings.topology.nodes]  # the first server first
     for step in _node_steps(rendering):
         owner = _node_of(step.name, names)
-        assert identities[owner].urn in _waits_for(rendering, step), step.name
-
-
-def _waits_for(rendering: Rendering, resource: Any) -> set[str]:
-    """Every URN `resource` waits for, directly or through what it waits for."""
-    by_urn = {r.urn: r for r in rendering.resources()}
-    seen: set[str] = set()
-    pending = list(resource.dependencies)
-    while pending:
-        urn = pending.pop()
-        if urn not in seen:
-            seen.add(urn)
-            pending += by_urn[urn].dependencies if urn in by_urn else []
-    return seen
+        assert identities[owner].urn in waits_for(rendering, step), step.name
 
 
 def test_the_key_goes_to_the_preflight_on_stdin_as_a_secret(render_with):

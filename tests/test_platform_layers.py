@@ -12,7 +12,7 @@ import pytest
 
 from components.security.namespaces import REASON_ANNOTATION
 from config import versions
-from tests.conftest import STACKS, depends
+from tests.conftest import STACKS, depends, waits_for
 from tests.kube_reference import (
     chart_value_paths,
     crd_file,
@@ -421,20 +421,7 @@ def test_kyverno_runs_highly_available_where_the_stack_requires_ha(rendered, sta
 def test_nfs_provisioner_waits_for_the_nfs_export(lab):
     """The provisioner mounts the export as soon as it starts: the export must exist first."""
     release, export = lab.named("nfs-provisioner-release"), lab.named("cluster-nfs-export")
-    assert export.urn in _waits_for(lab, release)
-
-
-def _waits_for(rendering: Rendering, resource: Registration) -> set[str]:
-    """Every URN `resource` waits for, directly or through what it waits for."""
-    by_urn = rendering.by_urn()
-    seen: set[str] = set()
-    pending = list(resource.dependencies)
-    while pending:
-        urn = pending.pop()
-        if urn not in seen:
-            seen.add(urn)
-            pending.extend(by_urn[urn].dependencies if urn in by_urn else [])
-    return seen
+    assert export.urn in waits_for(lab, release)
 
 
 @pytest.mark.parametrize("stack", STACKS)
@@ -444,4 +431,4 @@ def test_every_chart_waits_for_its_labelled_namespace(rendered, stack):
     releases = rendering.of_type(RELEASE)
     assert len(releases) == 10
     for release in releases:
-        assert namespaces[release.inputs["namespace"]] in _waits_for(rendering, release), release.name
+        assert namespaces[release.inputs["namespace"]] in waits_for(rendering, release), release.name
