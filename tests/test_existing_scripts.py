@@ -385,3 +385,21 @@ def test_something_that_is_not_a_key_is_refused_before_any_login(workstation):
     assert result.returncode == 1
     assert "meshlab:sshPrivateKey is not a private key" in result.stderr
     assert not workstation.ssh_log.exists()
+
+
+def test_a_workstation_without_coreutils_timeout_still_checks_every_node(workstation, tmp_path):
+    """macOS has no `timeout`: the preflight runs there too, bounded by ssh's keepalives instead."""
+    workstation.host("192.0.2.11")
+    no_timeout = tmp_path / "no-timeout-bin"
+    no_timeout.mkdir()
+    for directory in ("/usr/local/bin", "/usr/bin", "/bin"):
+        for tool in Path(directory).iterdir() if Path(directory).is_dir() else ():
+            target = no_timeout / tool.name
+            if tool.name != "timeout" and not target.exists() and os.access(tool, os.X_OK):
+                target.symlink_to(tool)
+    env_path = os.pathsep.join([str(workstation.bin), str(Path(sys.executable).parent), str(no_timeout)])
+    assert shutil.which("timeout", path=env_path) is None
+    workstation.env["PATH"] = env_path
+    result = workstation.preflight("prod-server1 192.0.2.11 server 4 8192 1")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("prod-server1 (192.0.2.11): Ubuntu 24.04.1 LTS")

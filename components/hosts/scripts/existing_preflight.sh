@@ -39,6 +39,18 @@ fi
 # shellcheck disable=SC2016
 remote='if sudo -n true 2>/dev/null; then sudo -n bash -s; else printf "problem\tsudo\ta password prompt for %s\tpasswordless sudo (NOPASSWD) for it\n" "$(id -un)"; fi'
 
+# bounded SECONDS COMMAND...: COMMAND, ended after SECONDS where coreutils' timeout exists (not on
+# macOS, where ssh's keepalives above still end a connection that stops answering).
+bounded() {
+  local seconds=$1
+  shift
+  if command -v timeout >/dev/null 2>&1; then
+    timeout "$seconds" "$@"
+  else
+    "$@"
+  fi
+}
+
 names=()
 while read -r name ip role cpus memory_mib disk_gib; do
   [ -n "$name" ] || continue
@@ -58,7 +70,7 @@ while read -r name ip role cpus memory_mib disk_gib; do
   # Every node at once: a lab of seven is no slower than one.
   (
     status=0
-    timeout 300 ssh "${ssh_options[@]}" "$MESHLAB_SSH_USER@$ip" "$remote" <"$work/$name.sh" \
+    bounded 300 ssh "${ssh_options[@]}" "$MESHLAB_SSH_USER@$ip" "$remote" <"$work/$name.sh" \
       >"$work/$name.out" 2>"$work/$name.err" || status=$?
     printf '%s\n' "$status" >"$work/$name.status"
   ) &
