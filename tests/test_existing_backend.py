@@ -144,6 +144,12 @@ def test_the_preflight_checks_every_node_against_its_role_before_any_step(render
     assert environment["MESHLAB_SSH_USER"] == "ubuntu"
     assert environment["MESHLAB_SSH_AGENT"] == "true"
     assert environment["MESHLAB_NODE_CHECK"] == render_script("existing_check")
+    network = settings.network
+    assert environment["MESHLAB_FREE_ADDRESSES"].split() == [
+        f"{network.api_vip}=meshlab:apiVip",
+        f"{network.metallb_pool.first}=meshlab:metallbPool",
+        f"{network.metallb_pool.last}=meshlab:metallbPool",
+    ]
     assert check.inputs["triggers"] == [environment["MESHLAB_NODES"]]
     # Every node step waits for the check of all nodes, through its node's identity read.
     identities = {

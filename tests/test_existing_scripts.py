@@ -21,7 +21,7 @@ ROOT = Path(__file__).resolve().parents[1]
 FAKE_NODE = ROOT / "tests" / "fakes" / "node" / "fake_node"
 FAKE_SSH = ROOT / "tests" / "fakes" / "ssh" / "fake_ssh"
 BASH = shutil.which("bash") or "/bin/bash"
-NODE_COMMANDS = ("systemctl", "timedatectl", "ip", "swapon", "ss", "nproc", "uname", "sudo")
+NODE_COMMANDS = ("systemctl", "timedatectl", "ip", "swapon", "ss", "nproc", "uname", "sudo", "ping")
 KEY = "-----BEGIN OPENSSH PRIVATE KEY-----\nfake\n-----END OPENSSH PRIVATE KEY-----\n"
 UBUNTU = 'PRETTY_NAME="Ubuntu 24.04.1 LTS"\nID=ubuntu\nVERSION_ID="24.04"\n'
 
@@ -206,6 +206,28 @@ def test_an_rke2_that_meshlab_did_not_configure_is_in_the_way(tmp_path, host):
     )
 
 
+ANNOUNCED = "192.0.2.10=meshlab:apiVip 192.0.2.200=meshlab:metallbPool 192.0.2.250=meshlab:metallbPool"
+
+
+def test_an_address_meshlab_will_announce_must_be_free_on_the_network(tmp_path, host):
+    host.set("answering", "192.0.2.10")  # answers a ping
+    host.set("neighbours", "192.0.2.250")  # drops ICMP, but answers ARP
+    found = problems(run_check(tmp_path, host, MESHLAB_FREE_ADDRESSES=ANNOUNCED))
+    assert found["address 192.0.2.10"] == (
+        "in use on the network (by 02:00:5e:10:00:01)",
+        "a free address for meshlab:apiVip (meshlab announces it by ARP)",
+    )
+    assert found["address 192.0.2.250"][1] == "a free address for meshlab:metallbPool (meshlab announces it by ARP)"
+    assert "address 192.0.2.200" not in found
+    # Once meshlab's RKE2 runs, kube-vip answers for the VIP itself: not a problem then.
+    host.set("active/rke2-server")
+    assert not [
+        check
+        for check in problems(run_check(tmp_path, host, MESHLAB_FREE_ADDRESSES=ANNOUNCED))
+        if check.startswith("address")
+    ]
+
+
 def test_the_check_changes_nothing_on_the_host(tmp_path, host):
     before = sorted(str(path) for path in host.root.rglob("*"))
     run_check(tmp_path, host)
@@ -326,6 +348,19 @@ def test_the_problems_of_every_node_come_in_one_list(workstation):
         " Connection timed out); needs key login with meshlab:sshPrivateKey"
     )
     assert len(lines) == 5
+
+
+def test_the_announced_addresses_are_looked_for_from_the_first_node_only(workstation):
+    for ip in ("192.0.2.11", "192.0.2.21", "192.0.2.22"):
+        workstation.host(ip).set("answering", "192.0.2.10")
+    result = workstation.preflight(NODES, MESHLAB_FREE_ADDRESSES="192.0.2.10=meshlab:apiVip")
+    assert result.returncode == 1
+    lines = result.stderr.splitlines()
+    assert lines[0].startswith("meshlab existing-hosts preflight found 1 problem(s) on 1 of 3 node(s)")
+    assert lines[1] == (
+        "  - prod-server1 (192.0.2.11) address 192.0.2.10: found in use on the network (by 02:00:5e:10:00:01); "
+        "needs a free address for meshlab:apiVip (meshlab announces it by ARP)"
+    )
 
 
 def test_a_node_without_passwordless_sudo_says_so(workstation):

@@ -15,7 +15,7 @@ from pulumi_command import remote
 from components.hosts.existing_preflight import ExistingPreflight
 from components.hosts.output import HostsOutput
 from components.hosts.vm import Bastion, SshAccess, vm_sizes
-from config.settings import NodeSpec, Settings
+from config.settings import NodeSpec, Settings, config_key
 
 
 def existing_ssh_access(settings: Settings) -> SshAccess:
@@ -29,6 +29,18 @@ def existing_ssh_access(settings: Settings) -> SshAccess:
         private_key=None if access.ssh_agent else pulumi.Output.secret(key),
         bastion=Bastion(host=address[0], port=address[1], user=hosts.ssh_bastion_user) if address else None,
     )
+
+
+def announced_addresses(settings: Settings) -> dict[str, str]:
+    """The addresses the cluster will announce on the nodes' own network (kube-vip's API VIP, the ends
+    of MetalLB's pool), each with the key that sets it: no other machine may have one."""
+    network = settings.network
+    pool = network.metallb_pool
+    return {
+        str(network.api_vip): config_key("api_vip"),
+        str(pool.first): config_key("metallb_pool"),
+        str(pool.last): config_key("metallb_pool"),
+    }
 
 
 class ExistingHost(pulumi.ComponentResource):
@@ -79,6 +91,7 @@ class ExistingHosts(pulumi.ComponentResource):
             ssh=self.ssh,
             interface=hosts.node_interface,
             guest_arch=topology.guest_arch,
+            announced=announced_addresses(settings),
             opts=pulumi.ResourceOptions(parent=self),
         )
         # Each node's steps wait for the preflight of all of them.

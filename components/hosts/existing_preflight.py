@@ -33,8 +33,11 @@ class ExistingPreflight(pulumi.ComponentResource):
         ssh: SshAccess,
         interface: str,
         guest_arch: str,
+        announced: dict[str, str],
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
+        """`announced`: the addresses meshlab will announce on the nodes' network, each with the key
+        that sets it; the preflight looks whether another machine has one already."""
         super().__init__("meshlab:hosts:ExistingPreflight", name, None, opts)
         wanted = preflight_nodes(nodes, sizes)
         environment: dict[str, pulumi.Input[str]] = {
@@ -49,6 +52,7 @@ class ExistingPreflight(pulumi.ComponentResource):
             "MESHLAB_AGENT_PORTS": " ".join(str(port) for port in RKE2_PORTS["agent"]),
             "MESHLAB_TIME_SYNC_TIMEOUT_SECONDS": str(TIME_SYNC_TIMEOUT_SECONDS),
             "MESHLAB_NODE_CHECK": render_script("existing_check"),
+            "MESHLAB_FREE_ADDRESSES": " ".join(f"{address}={key}" for address, key in announced.items()),
         }
         if ssh.bastion:
             bastion = ssh.bastion

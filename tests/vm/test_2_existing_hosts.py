@@ -103,13 +103,16 @@ def test_each_node_has_its_own_identity(existing_lab):
 
 @pytest.fixture
 def broken_guest(existing_lab):
-    """vm-agent2 with swap on and RKE2's kubelet port taken, put back afterwards."""
+    """vm-agent2 with swap on, RKE2's kubelet port taken and the API VIP as an address of its own (as
+    another machine on a real network might have it), put back afterwards."""
+    vip = existing_lab.config.values["meshlab:apiVip"]
     listener = (
         f'import socket, time; s = socket.socket(); s.bind(("0.0.0.0", {TAKEN_PORT})); s.listen(); time.sleep(3600)'
     )
     setup = (
         f"sudo fallocate -l 64M {SWAP_FILE} && sudo chmod 0600 {SWAP_FILE} && sudo mkswap -q {SWAP_FILE} && "
         f"sudo swapon {SWAP_FILE} && sudo systemd-run --quiet --unit={SQUATTER} python3 -c '{listener}' "
+        f"&& sudo ip addr add {vip}/32 dev hostonly0 "
         f"&& for _ in $(seq 50); do ss -Htln 'sport = :{TAKEN_PORT}' | grep -q . && exit 0; sleep 0.2; done; exit 1"
     )
     existing_lab.ssh_retrying(BROKEN, setup).check()
@@ -117,13 +120,16 @@ def broken_guest(existing_lab):
         yield BROKEN
     finally:
         existing_lab.ssh_retrying(
-            BROKEN, f"sudo systemctl stop {SQUATTER}; sudo swapoff {SWAP_FILE}; sudo rm -f {SWAP_FILE}"
+            BROKEN,
+            f"sudo systemctl stop {SQUATTER}; sudo swapoff {SWAP_FILE}; sudo rm -f {SWAP_FILE}; "
+            f"sudo ip addr del {vip}/32 dev hostonly0",
         ).check()
 
 
 def test_the_preflight_lists_every_problem_of_every_node_at_once(existing_lab, vm_lab, broken_guest):
-    """Too little memory on both agents (the stack asks for twice what they have), and on one of them
-    swap on and a port taken: one list, node by node, each with what was found and what is needed."""
+    """Too little memory on both agents (the stack asks for twice what they have), on one of them swap
+    on and a port taken, and the API VIP answered by that one (seen from the first server): one list,
+    node by node, each with what was found and what is needed."""
     hungry = VmLab(
         existing_config(vm_lab.config, **{"meshlab:agentMemoryMib": 4096}),
         "vmexisting",
@@ -136,8 +142,14 @@ def test_the_preflight_lists_every_problem_of_every_node_at_once(existing_lab, v
     progress("existing-hosts preflight on a broken guest:\n" + run.stderr)
     lines = run.stderr.strip().splitlines()
     assert lines[0] == (
-        "meshlab existing-hosts preflight found 4 problem(s) on 2 of 3 node(s); nothing was changed on any:"
+        "meshlab existing-hosts preflight found 5 problem(s) on 3 of 3 node(s); nothing was changed on any:"
     )
+    vip, server = hungry.config.values["meshlab:apiVip"], lab_nodes(hungry)[0]
+    assert re.fullmatch(
+        rf"  - {server} \({hungry.node_ip(server)}\) address {vip}: found in use on the network \(by "
+        r"[0-9a-f:]{17}\); needs a free address for meshlab:apiVip \(meshlab announces it by ARP\)",
+        lines[1],
+    ), lines[1]
     needed = 4096 * EXISTING_MEMORY_PERCENT // 100
     agent1, agent2 = (f"  - {node} ({hungry.node_ip(node)})" for node in ("vm-agent1", broken_guest))
     memory = re.compile(
@@ -150,7 +162,7 @@ def test_the_preflight_lists_every_problem_of_every_node_at_once(existing_lab, v
     )
     [port] = [line for line in lines if line.startswith(f"{agent2} port {TAKEN_PORT}/tcp: ")]
     assert re.fullmatch(r'.*: found in use \(users:\(\("python3",pid=\d+,fd=\d+\)\)\); needs free for RKE2', port)
-    assert len(lines) == 5
+    assert len(lines) == 6
     assert run.stdout == ""
 
 

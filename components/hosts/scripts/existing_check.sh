@@ -4,7 +4,8 @@
 # Always exits 0 once it ran: the workstation side turns the lines of every node into one list.
 # Inputs: MESHLAB_NODE_NAME, MESHLAB_NODE_IP, MESHLAB_ROLE, MESHLAB_CPUS, MESHLAB_MEMORY_MIB,
 # MESHLAB_DISK_GIB, MESHLAB_MEMORY_PERCENT, MESHLAB_INTERFACE, MESHLAB_GUEST_ARCH,
-# MESHLAB_SUPPORTED_OS (comma-separated "ID VERSION_ID"), MESHLAB_PORTS, MESHLAB_TIME_SYNC_TIMEOUT_SECONDS.
+# MESHLAB_SUPPORTED_OS (comma-separated "ID VERSION_ID"), MESHLAB_PORTS, MESHLAB_TIME_SYNC_TIMEOUT_SECONDS,
+# and on one node MESHLAB_FREE_ADDRESSES ("ADDRESS=KEY" each: addresses meshlab will announce).
 # MESHLAB_ROOT prefixes every path (empty on a host) so the tests can point it at a directory.
 require_env MESHLAB_NODE_NAME MESHLAB_NODE_IP MESHLAB_ROLE MESHLAB_CPUS MESHLAB_MEMORY_MIB MESHLAB_DISK_GIB \
   MESHLAB_MEMORY_PERCENT MESHLAB_INTERFACE MESHLAB_GUEST_ARCH MESHLAB_SUPPORTED_OS MESHLAB_PORTS \
@@ -118,6 +119,25 @@ if ! $rke2_running; then
     listener=$(ss -Htlnp "sport = :$port" 2>/dev/null | head -n 1 | awk '{ print $NF }')
     if [ -n "$listener" ]; then
       problem "port $port/tcp" "in use ($listener)" "free for RKE2"
+    fi
+  done
+fi
+
+# The API VIP and MetalLB's addresses are announced by ARP once the cluster runs: on a real network
+# another machine may have one already. Whoever answers a ping, or ARP for it (a host that drops ICMP
+# still answers ARP on its subnet), has it. Before RKE2 runs here: afterwards kube-vip answers itself.
+if ! $rke2_running && command -v ping >/dev/null 2>&1; then
+  for entry in ${MESHLAB_FREE_ADDRESSES:-}; do
+    address=${entry%%=*} owner_key=${entry#*=}
+    answered=false
+    if ping -c 1 -W 1 "$address" >/dev/null 2>&1; then
+      answered=true
+    elif ip neigh show "$address" 2>/dev/null | grep -q lladdr; then
+      answered=true
+    fi
+    if $answered; then
+      mac=$(ip neigh show "$address" 2>/dev/null | awk '{ for (i = 1; i < NF; i++) if ($i == "lladdr") print $(i + 1) }')
+      problem "address $address" "in use on the network${mac:+ (by $mac)}" "a free address for $owner_key (meshlab announces it by ARP)"
     fi
   done
 fi

@@ -5,7 +5,7 @@
 # MESHLAB_SSH_AGENT, MESHLAB_BASTION ("USER@HOST:PORT" or empty), MESHLAB_NODE_CHECK (the
 # rendered existing_check script), and the check's own inputs: MESHLAB_INTERFACE, MESHLAB_GUEST_ARCH,
 # MESHLAB_SUPPORTED_OS, MESHLAB_MEMORY_PERCENT, MESHLAB_SERVER_PORTS, MESHLAB_AGENT_PORTS,
-# MESHLAB_TIME_SYNC_TIMEOUT_SECONDS.
+# MESHLAB_TIME_SYNC_TIMEOUT_SECONDS, MESHLAB_FREE_ADDRESSES (checked from the first node only).
 require_env MESHLAB_NODES MESHLAB_SSH_USER MESHLAB_NODE_CHECK MESHLAB_INTERFACE MESHLAB_GUEST_ARCH \
   MESHLAB_SUPPORTED_OS MESHLAB_MEMORY_PERCENT MESHLAB_SERVER_PORTS MESHLAB_AGENT_PORTS \
   MESHLAB_TIME_SYNC_TIMEOUT_SECONDS
@@ -58,11 +58,14 @@ while read -r name ip role cpus memory_mib disk_gib; do
   printf '%s\n' "$ip" >"$work/$name.ip"
   ports=$MESHLAB_AGENT_PORTS
   [ "$role" != server ] || ports=$MESHLAB_SERVER_PORTS
+  # The addresses meshlab will announce are looked for once, from the first node (a server).
+  free=""
+  [ "${#names[@]}" -ne 1 ] || free=${MESHLAB_FREE_ADDRESSES:-}
   {
     for input in "NODE_NAME=$name" "NODE_IP=$ip" "ROLE=$role" "CPUS=$cpus" "MEMORY_MIB=$memory_mib" \
       "DISK_GIB=$disk_gib" "PORTS=$ports" "INTERFACE=$MESHLAB_INTERFACE" "GUEST_ARCH=$MESHLAB_GUEST_ARCH" \
       "SUPPORTED_OS=$MESHLAB_SUPPORTED_OS" "MEMORY_PERCENT=$MESHLAB_MEMORY_PERCENT" \
-      "TIME_SYNC_TIMEOUT_SECONDS=$MESHLAB_TIME_SYNC_TIMEOUT_SECONDS"; do
+      "TIME_SYNC_TIMEOUT_SECONDS=$MESHLAB_TIME_SYNC_TIMEOUT_SECONDS" "FREE_ADDRESSES=$free"; do
       printf 'export MESHLAB_%s=%q\n' "${input%%=*}" "${input#*=}"
     done
     printf '%s\n' "$MESHLAB_NODE_CHECK"
