@@ -37,7 +37,7 @@ MINIMUM_RESOURCES: dict[str, dict[str, int]] = {
 # The TCP ports RKE2 listens on by role (API, supervisor, kubelet, etcd client/peer/metrics): free
 # on a machine before RKE2 is installed there.
 RKE2_PORTS: dict[str, tuple[int, ...]] = {"server": (6443, 9345, 10250, 2379, 2380, 2381), "agent": (10250,)}
-# What the node steps are written and tested for (apt, systemd-networkd or NetworkManager, systemd):
+# What the node steps are written for (apt, systemd; networkd is configured only where it runs):
 # an existing host must run one of these ("ID VERSION_ID" of /etc/os-release).
 EXISTING_HOST_OS = ("ubuntu 24.04", "ubuntu 22.04", "debian 12")
 # MemTotal leaves out what the firmware and the kernel keep: an existing host passes with this
@@ -229,7 +229,9 @@ class HostsSettings(_Section):
         if not self.ssh_bastion_host:
             return None
         host, _, port = self.ssh_bastion_host.partition(":")
-        return host, int(port) if port.isdigit() else (22 if not port else 0)
+        if not port:
+            return host, 22
+        return host, int(port) if port.isdigit() else 0
 
     def bridge_name(self, stack: str) -> str:
         """The QEMU lab bridge: meshlab:qemuBridge, or one named after the stack (cut to 15 characters)."""

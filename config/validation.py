@@ -228,11 +228,9 @@ def _is_ipv4(text: str) -> bool:
 def check_hosts(hosts: HostsSettings) -> Iterator[Problem]:
     if hosts.hypervisor != "qemu":
         if hosts.qemu_bridge:
-            yield Problem(config_key("qemu_bridge"), hosts.qemu_bridge, "is read only with meshlab:hypervisor qemu")
+            yield Problem(config_key("qemu_bridge"), hosts.qemu_bridge, _read_only_with("qemu"))
         if hosts.qemu_accelerator != "auto":
-            yield Problem(
-                config_key("qemu_accelerator"), hosts.qemu_accelerator, "is read only with meshlab:hypervisor qemu"
-            )
+            yield Problem(config_key("qemu_accelerator"), hosts.qemu_accelerator, _read_only_with("qemu"))
     if hosts.qemu_bridge and not _INTERFACE_NAME.match(hosts.qemu_bridge):
         yield Problem(
             config_key("qemu_bridge"),

@@ -138,16 +138,23 @@ def test_preview_lists_the_resources_of_the_offline_plan(engine: toolchain.Engin
     )
 
 
-def test_a_qemu_lab_previews_with_the_policy_pack_and_its_own_hosts_components(engine: toolchain.Engine) -> None:
-    qemu = variant(engine, "lab-qemu", "lab", {})
-    config = qemu.run("config", "set", "--stack", "lab-qemu", "meshlab:hypervisor", "qemu")
+def lab_previewed_with(engine: toolchain.Engine, stack: str, key: str, value: str) -> Counter[tuple[str, str]]:
+    """A copy of the lab as stack `stack`, `key` set to `value` with `pulumi config set`, previewed
+    through the policy pack with the lab's policy config: the (type, name) of every step."""
+    edited = variant(engine, stack, "lab", {})
+    config = edited.run("config", "set", "--stack", stack, key, value)
     assert config.returncode == 0, output(config)
-    done = qemu.run(
-        "preview", "--stack", "lab-qemu", "--json", "--policy-pack", "policy-pack",
+    done = edited.run(
+        "preview", "--stack", stack, "--json", "--policy-pack", "policy-pack",
         "--policy-pack-config", "policy-pack/config/lab.json",
     )  # fmt: skip
     assert done.returncode == 0, output(done)
-    types = Counter(toolchain.type_and_name(str(step["urn"]))[0] for step in toolchain.preview_steps(done.stdout))
+    return Counter(toolchain.type_and_name(str(step["urn"])) for step in toolchain.preview_steps(done.stdout))
+
+
+def test_a_qemu_lab_previews_with_the_policy_pack_and_its_own_hosts_components(engine: toolchain.Engine) -> None:
+    names = lab_previewed_with(engine, "lab-qemu", "meshlab:hypervisor", "qemu")
+    types = Counter(type_ for type_, _ in names.elements())
     assert types["meshlab:hosts:QemuVm"] == 6 and types["meshlab:hosts:QemuBridge"] == 1, types
     assert not {t for t in types if t in {"meshlab:hosts:LabHosts", "meshlab:hosts:VirtualBoxVm"}}, types
 
@@ -155,15 +162,7 @@ def test_a_qemu_lab_previews_with_the_policy_pack_and_its_own_hosts_components(e
 def test_a_lab_with_the_mesh_benchmark_previews_with_the_policy_pack(engine: toolchain.Engine) -> None:
     """`pulumi config set meshlab:benchmark on` as the README has it: the CLI takes the word, and the
     four data paths preview through the policy pack."""
-    bench = variant(engine, "lab-bench", "lab", {})
-    config = bench.run("config", "set", "--stack", "lab-bench", "meshlab:benchmark", "on")
-    assert config.returncode == 0, output(config)
-    done = bench.run(
-        "preview", "--stack", "lab-bench", "--json", "--policy-pack", "policy-pack",
-        "--policy-pack-config", "policy-pack/config/lab.json",
-    )  # fmt: skip
-    assert done.returncode == 0, output(done)
-    names = Counter(toolchain.type_and_name(str(step["urn"])) for step in toolchain.preview_steps(done.stdout))
+    names = lab_previewed_with(engine, "lab-bench", "meshlab:benchmark", "on")
     assert names[("meshlab:apps:MeshBenchmark", "benchmark")] == 1, names
     namespaces = sorted(name for (type_, name) in names if type_ == "kubernetes:core/v1:Namespace" and "bench" in name)
     assert namespaces == [f"benchmark-{case}-namespace" for case in ("ambient", "none", "sidecar", "waypoint")]

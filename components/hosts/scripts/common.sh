@@ -153,15 +153,20 @@ qemu_arm64_firmware() {
   return 1
 }
 
+# This machine's architecture as meshlab:guestArch names it (amd64, arm64), or uname's own word.
+machine_arch() {
+  case "$(uname -m)" in
+    x86_64) printf 'amd64' ;;
+    aarch64 | arm64) printf 'arm64' ;;
+    *) uname -m ;;
+  esac
+}
+
 # Why KVM cannot run GUEST_ARCH guests here, or nothing when it can. A /dev/kvm without VT-x/AMD-V
 # behind it (a nested or paravirtualised host) is refused: QEMU aborts or crawls on it.
 kvm_unusable_reason() { # GUEST_ARCH
   local host_arch
-  case "$(uname -m)" in
-    x86_64) host_arch=amd64 ;;
-    aarch64 | arm64) host_arch=arm64 ;;
-    *) host_arch=$(uname -m) ;;
-  esac
+  host_arch=$(machine_arch)
   if [ "$host_arch" != "$1" ]; then
     printf 'the host is %s and the guests %s' "$host_arch" "$1"
   elif [ ! -e /dev/kvm ]; then

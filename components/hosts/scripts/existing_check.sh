@@ -29,12 +29,7 @@ if [[ $supported != *",$os_id $os_version,"* ]]; then
   problem "operating system" "${os_name:-no /etc/os-release}" "one of: ${MESHLAB_SUPPORTED_OS//,/, } (what the node steps support)"
 fi
 machine=$(uname -m)
-case "$machine" in
-  x86_64) arch=amd64 ;;
-  aarch64 | arm64) arch=arm64 ;;
-  *) arch=$machine ;;
-esac
-if [ "$arch" != "$MESHLAB_GUEST_ARCH" ]; then
+if [ "$(machine_arch)" != "$MESHLAB_GUEST_ARCH" ]; then
   problem "architecture" "$machine" "$MESHLAB_GUEST_ARCH (meshlab:guestArch)"
 fi
 
