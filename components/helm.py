@@ -1,4 +1,4 @@
-"""Helm releases, always from a chart pinned in config/versions.py."""
+"""Helm releases, always from a chart pinned in config/versions.py, from its upstream repository or a mirror."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from typing import Any
 import pulumi
 
 from components.kube import helm_release
+from components.sources import Sources
 from config import versions
 
 # Generous: a lab on a laptop pulls every image for the first time.
@@ -21,12 +22,14 @@ def release(
     chart: str,
     namespace: str,
     values: Mapping[str, Any] | pulumi.Output[Mapping[str, Any]],
+    sources: Sources,
     opts: pulumi.ResourceOptions,
     version: str | None = None,
 ) -> pulumi.CustomResource:
     """`helm upgrade --install` of the pinned chart `chart` (a key of versions.CHARTS) as release `name`
     in `namespace`, registered as `resource_name`. `version` overrides the pin where a setting
-    chooses it (Istio's charts follow meshlab:istioVersion).
+    chooses it (Istio's charts follow meshlab:istioVersion). `sources` says which repository serves it:
+    the chart's upstream one, or the site's mirror (meshlab:chartRepository).
 
     Pulumi waits until the release's workloads are ready, so whatever depends on it (a pool after
     MetalLB's webhook, istio-cni after istiod) starts against a working service."""
@@ -36,7 +39,7 @@ def release(
         release_name=name,
         chart=pinned.name,
         version=version or pinned.version,
-        repository=pinned.repository,
+        repository=sources.repository(chart),
         namespace=namespace,
         values=values,
         timeout=RELEASE_TIMEOUT_SECONDS,

@@ -22,6 +22,15 @@ from typing import Any
 import pulumi
 from pulumi_kubernetes import _utilities as k8s_utilities
 
+# A container's security context that Pod Security `restricted` accepts, with a read-only root on top.
+RESTRICTED_CONTAINER = {
+    "allowPrivilegeEscalation": False,
+    "readOnlyRootFilesystem": True,
+    "runAsNonRoot": True,
+    "capabilities": {"drop": ["ALL"]},
+    "seccompProfile": {"type": "RuntimeDefault"},
+}
+
 
 def type_token(api_version: str, kind: str) -> str:
     group_version = api_version if "/" in api_version else f"core/{api_version}"

@@ -1,5 +1,8 @@
 """The whole lab graph, layer by layer. Each layer takes the typed output of the one below.
 
+The cluster comes from meshlab's hosts and RKE2 layers, or is an existing one (meshlab:kubeconfig): chosen
+once, in components/cluster/backends.py; everything above takes the same `ClusterAccess`.
+
 The rollout phase (`meshlab:rolloutPhase`) decides how far up the stack goes:
 1 hosts and cluster (Cilium, Hubble); 2 + Gateway API, Istio ambient and the test app on
 PERMISSIVE mTLS; 3 + the waypoint, L7 policy, STRICT mTLS, MetalLB and the ingress;
@@ -12,12 +15,13 @@ from dataclasses import dataclass, field
 
 import pulumi
 
+from components.apps.benchmark import CASES as BENCHMARK_CASES
 from components.apps.benchmark import MeshBenchmark
-from components.apps.demos import AmbientDemo, L7RoutingDemo, PrincipalDemo, extra_rules
+from components.apps.demos import DEMO_NAMESPACE, AmbientDemo, L7RoutingDemo, PrincipalDemo, extra_rules
 from components.apps.web_test import NAMESPACE as APP_NAMESPACE
 from components.apps.web_test import WebTest
-from components.cluster.rke2_cluster import ClusterAccess, Rke2Cluster
-from components.hosts.backends import lab_hosts
+from components.cluster.access import ClusterAccess
+from components.cluster.backends import cluster_layer
 from components.hosts.output import HostsOutput
 from components.mesh.istio import IstioAmbient
 from components.network.gateway_api import GatewayApiCrds
@@ -36,6 +40,7 @@ from components.security.namespaces import (
     MONITORING,
     NFS_PROVISIONER,
     Namespaces,
+    namespace_specs,
 )
 from components.storage.nfs_provisioner import NfsProvisioner
 from config.settings import Settings
@@ -43,7 +48,7 @@ from config.settings import Settings
 
 @dataclass
 class Lab:
-    hosts: HostsOutput
+    hosts: HostsOutput | None  # None on an existing cluster
     cluster: ClusterAccess
     mesh: IstioAmbient | None = None
     ingress: IngressGateway | None = None
@@ -53,19 +58,20 @@ class Lab:
     urls: dict[str, str] = field(default_factory=dict)
 
     def export(self, settings: Settings) -> None:
-        pulumi.export(
-            "nodes", {vm.node.name: {"ip": vm.ip, "role": vm.role, "vm": vm.vm_name} for vm in self.hosts.vms}
-        )
+        if self.hosts:
+            hosts = self.hosts
+            pulumi.export("nodes", {vm.node.name: {"ip": vm.ip, "role": vm.role, "vm": vm.vm_name} for vm in hosts.vms})
+            pulumi.export("apiVip", str(settings.network.vip))
+            pulumi.export("hostOnlyInterface", hosts.host_only_interface)
+            pulumi.export("sshUser", hosts.ssh.user)
+            if hosts.ssh.private_key is not None:
+                pulumi.export("sshPrivateKey", hosts.ssh.private_key)
         pulumi.export("rolloutPhase", settings.apps.rollout_phase)
-        pulumi.export("apiVip", str(settings.network.api_vip))
-        pulumi.export("hostOnlyInterface", self.hosts.host_only_interface)
-        pulumi.export("sshUser", self.hosts.ssh.user)
-        if self.hosts.ssh.private_key is not None:
-            pulumi.export("sshPrivateKey", self.hosts.ssh.private_key)
         pulumi.export("clusterName", self.cluster.name)
         pulumi.export("apiEndpoint", self.cluster.api_endpoint)
         pulumi.export("kubeconfig", self.cluster.kubeconfig)
-        pulumi.export("nfsExport", {"server": self.cluster.nfs.server, "path": self.cluster.nfs.path})
+        if self.cluster.nfs:
+            pulumi.export("nfsExport", {"server": self.cluster.nfs.server, "path": self.cluster.nfs.path})
         if self.mesh:
             pulumi.export("meshMtlsMode", settings.mesh.mesh_mtls_mode)
         if self.storage:
@@ -82,8 +88,7 @@ class Lab:
 
 def build_lab(settings: Settings, stack: str) -> Lab:
     phase = settings.apps.rollout_phase
-    hosts = lab_hosts(settings, stack)
-    cluster = Rke2Cluster("cluster", hosts=hosts, settings=settings, stack=stack).access
+    hosts, cluster = cluster_layer(settings, stack, namespaces=lab_namespaces(settings), istio_namespace=ISTIO_SYSTEM)
     lab = Lab(hosts=hosts, cluster=cluster)
     if phase < 2:
         return lab
@@ -105,9 +110,14 @@ def build_lab(settings: Settings, stack: str) -> Lab:
         )
     waypoint_hardening: list[pulumi.Resource] = []
     if phase >= 4:
-        lab.storage = NfsProvisioner(
-            "nfs-provisioner", access=cluster, namespace=namespaces[NFS_PROVISIONER], settings=settings
-        )
+        if cluster.nfs:
+            lab.storage = NfsProvisioner(
+                "nfs-provisioner",
+                access=cluster,
+                nfs=cluster.nfs,
+                namespace=namespaces[NFS_PROVISIONER],
+                settings=settings,
+            )
         kyverno = Kyverno("kyverno", access=cluster, namespace=namespaces[KYVERNO], settings=settings)
         waypoint_hardening.append(kyverno.waypoint_policy)
         _observability(lab, settings, namespaces, mesh)
@@ -133,6 +143,18 @@ def build_lab(settings: Settings, stack: str) -> Lab:
             waypoint_hardening=waypoint_hardening,
         )
     return lab
+
+
+def lab_namespaces(settings: Settings) -> list[str]:
+    """Every namespace the stack's phase creates (an existing cluster's preflight checks none is foreign)."""
+    if settings.apps.rollout_phase < 2:
+        return []
+    names = [*(spec.name for spec in namespace_specs(settings)), APP_NAMESPACE]
+    if settings.apps.demo_ambient != "off":
+        names.append(DEMO_NAMESPACE)
+    if settings.apps.benchmark == "on":
+        names += [case.namespace for case in BENCHMARK_CASES]
+    return names
 
 
 def route_namespaces(settings: Settings) -> list[str]:

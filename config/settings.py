@@ -147,7 +147,12 @@ class _Section(BaseModel):
 class TopologySettings(_Section):
     """Which VMs exist and how big they are."""
 
-    servers: Servers = Field(description="RKE2 servers as NAME=IP on the host-only network; an odd count (1, 3, 5, 7).")
+    # Required when meshlab builds the cluster (validation says so); empty on an existing cluster.
+    servers: Servers = Field(
+        default_factory=list,
+        description="RKE2 servers as NAME=IP on the host-only network; an odd count (1, 3, 5, 7). "
+        "Not with meshlab:kubeconfig.",
+    )
     agents: Agents = Field(default_factory=list, description="RKE2 agents as NAME=IP on the host-only network.")
     # On existing hosts the sizes are what the preflight requires of each machine.
     server_cpus: int = Field(default=2, description="vCPUs per server VM (existing: at least).")
@@ -241,7 +246,11 @@ class HostsSettings(_Section):
 class NetworkSettings(_Section):
     """Addresses on the VirtualBox host-only network and inside the cluster."""
 
-    host_only_cidr: IPv4Network = Field(description="The host-only subnet every node, the VIP and the pool live in.")
+    # host_only_cidr and api_vip: required when meshlab builds the cluster (validation says so); an existing
+    # cluster (meshlab:kubeconfig) has neither. Code on the built-cluster path reads `subnet` and `vip`.
+    host_only_cidr: OptionalNetwork = Field(
+        default=None, description="The host-only subnet every node, the VIP and the pool live in."
+    )
     host_only_host_ip: OptionalAddress = Field(
         default=None, description="The host's address on the host-only network; empty means the first address."
     )
@@ -249,14 +258,28 @@ class NetworkSettings(_Section):
         default_factory=lambda: [VIRTUALBOX_DEFAULT_HOST_ONLY],
         description="Host-only ranges VirtualBox accepts (/etc/vbox/networks.conf); default 192.168.56.0/21.",
     )
-    api_vip: IPv4Address = Field(description="Virtual IP of the Kubernetes API (kube-vip, ARP).")
+    api_vip: OptionalAddress = Field(default=None, description="Virtual IP of the Kubernetes API (kube-vip, ARP).")
     metallb_pool: PoolRange = Field(description="MetalLB LoadBalancer addresses, 'A-B' or a CIDR.")
     cluster_cidr: IPv4Network = Field(default=IPv4Network("10.42.0.0/16"), description="Pod CIDR.")
     service_cidr: IPv4Network = Field(default=IPv4Network("10.43.0.0/16"), description="Service CIDR.")
 
     @property
+    def subnet(self) -> IPv4Network:
+        """meshlab:hostOnlyCidr of a cluster meshlab builds (validation refuses it unset there)."""
+        if self.host_only_cidr is None:
+            raise RuntimeError(f"{config_key('host_only_cidr')} is unset: only an existing cluster goes without it")
+        return self.host_only_cidr
+
+    @property
+    def vip(self) -> IPv4Address:
+        """meshlab:apiVip of a cluster meshlab builds (validation refuses it unset there)."""
+        if self.api_vip is None:
+            raise RuntimeError(f"{config_key('api_vip')} is unset: only an existing cluster goes without it")
+        return self.api_vip
+
+    @property
     def host_ip(self) -> IPv4Address:
-        return self.host_only_host_ip or self.host_only_cidr[1]
+        return self.host_only_host_ip or self.subnet[1]
 
 
 class AccessSettings(_Section):
@@ -286,7 +309,18 @@ class AccessSettings(_Section):
 
 
 class ClusterSettings(_Section):
-    """RKE2, Cilium, kube-vip and the NFS export on the first server."""
+    """RKE2, Cilium, kube-vip and the NFS export on the first server; or an existing cluster."""
+
+    kubeconfig: SecretStr = Field(
+        default=SecretStr(""),
+        description="An existing cluster's kubeconfig (its current context): meshlab deploys the platform onto it "
+        "and builds no hosts and no RKE2. Set it with --secret; never promoted.",
+    )
+    nfs_server: str = Field(
+        default="",
+        description="Existing cluster only: the NFS server (address or name) dynamic volumes live on, exporting "
+        "meshlab:nfsExportPath; empty turns NFS storage off there.",
+    )
 
     rke2_version: str = Field(
         json_schema_extra=PROMOTABLE,
@@ -317,7 +351,8 @@ class ClusterSettings(_Section):
     nfs_export_path: str = Field(
         json_schema_extra=PROMOTABLE,
         default="/srv/nfs/kubedata",
-        description="Directory the first server exports over NFS for dynamic volumes.",
+        description="Directory the first server exports over NFS for dynamic volumes (existing cluster: the "
+        "directory meshlab:nfsServer exports).",
     )
     nfs_allowed_cidr: OptionalNetwork = Field(
         default=None, description="Clients allowed to mount the NFS export; empty means the host-only subnet."
@@ -327,6 +362,11 @@ class ClusterSettings(_Section):
         default=900,
         description="How long each RKE2 start, join or upgrade may take before it fails.",
     )
+
+    @property
+    def existing(self) -> bool:
+        """The stack targets a cluster meshlab did not build."""
+        return bool(self.kubeconfig.get_secret_value())
 
 
 class MeshSettings(_Section):
@@ -388,6 +428,22 @@ class PlatformSettings(_Section):
     )
     kiali_auth_strategy: Literal["anonymous", "token"] = Field(
         default="token", description="Kiali login: token (a ServiceAccount token) or anonymous."
+    )
+
+
+class SourcesSettings(_Section):
+    """Where charts and manifests come from: upstream, or a mirror of the site's. The environment's own:
+    never promoted."""
+
+    chart_repository: str = Field(
+        default="",
+        description="One Helm repository (http:// or https://) that serves every pinned chart at its pinned "
+        "version; empty uses each chart's upstream repository.",
+    )
+    gateway_api_crds_url: str = Field(
+        default="",
+        description="Where the Gateway API CRD manifest (standard-install.yaml of the pinned release) is read "
+        "from: an http(s) URL or an absolute file path; empty uses the release on GitHub.",
     )
 
 
@@ -455,6 +511,7 @@ class Settings(BaseModel):
     mesh: MeshSettings
     platform: PlatformSettings
     apps: AppSettings
+    sources: SourcesSettings = Field(default_factory=SourcesSettings)
 
     @field_validator("cluster")
     @classmethod
@@ -476,7 +533,37 @@ SECTIONS: dict[str, type[_Section]] = {
     "mesh": MeshSettings,
     "platform": PlatformSettings,
     "apps": AppSettings,
+    "sources": SourcesSettings,
 }
+
+
+# Settings of a cluster meshlab builds (hosts, RKE2, Cilium, the node network) that nothing reads on an
+# existing cluster (meshlab:kubeconfig): whole sections, and single fields of the sections both share.
+_BUILT_CLUSTER_SECTIONS = ("topology", "hosts", "access")
+_BUILT_CLUSTER_FIELDS = {
+    "network": (
+        "host_only_cidr",
+        "host_only_host_ip",
+        "vbox_allowed_ranges",
+        "api_vip",
+        "cluster_cidr",
+        "service_cidr",
+    ),
+    "cluster": (
+        "rke2_version",
+        "api_dns_name",
+        "etcd_snapshot_schedule",
+        "etcd_snapshot_retention",
+        "cilium_operator_replicas",
+        "nfs_allowed_cidr",
+    ),
+}
+
+
+def built_cluster_fields() -> list[tuple[str, str]]:
+    """(section, field) of every setting only a cluster meshlab builds reads."""
+    fields = [(section, name) for section in _BUILT_CLUSTER_SECTIONS for name in SECTIONS[section].model_fields]
+    return fields + [(section, name) for section, names in _BUILT_CLUSTER_FIELDS.items() for name in names]
 
 
 def config_key(field_name: str) -> str:
@@ -509,8 +596,8 @@ def promotable_keys() -> list[str]:
 def unused_dhcp_address(network: NetworkSettings, nodes: list[NodeSpec]) -> IPv4Address:
     """The highest host address nothing of ours uses: VirtualBox's DHCP range is pinned to it so
     its leases can never collide with node IPs, the VIP or the MetalLB pool."""
-    taken = {network.host_ip, network.api_vip, *(node.ip for node in nodes)}
-    for address in reversed(list(network.host_only_cidr.hosts())):
+    taken = {network.host_ip, network.vip, *(node.ip for node in nodes)}
+    for address in reversed(list(network.subnet.hosts())):
         if address not in taken and address not in network.metallb_pool:
             return address
     raise ValueError("no free address left in the host-only subnet")

@@ -13,6 +13,9 @@ from ipaddress import IPv4Address, IPv4Network
 from pathlib import PurePosixPath
 from typing import Any
 
+import yaml
+from pydantic import SecretStr
+
 from config import versions
 from config.settings import (
     ETCD_SERVER_COUNTS,
@@ -28,7 +31,9 @@ from config.settings import (
     NodeSpec,
     PlatformSettings,
     Settings,
+    SourcesSettings,
     TopologySettings,
+    built_cluster_fields,
     config_key,
     unused_dhcp_address,
 )
@@ -47,6 +52,7 @@ MINIMUM_CA_HOURS = 24
 _PINNED_IMAGE = re.compile(r"^([a-z0-9.\-]+(:[0-9]+)?/)?[a-z0-9.\-/_]+(:(?!latest$)[\w.\-]+)?(@sha256:[0-9a-f]{64})?$")
 ROLLOUT_PHASES = (1, 2, 3, 4)
 _ISTIO_VERSION = re.compile(r"^1\.[0-9]+\.[0-9]+$")
+_HTTP_URL = re.compile(r"^https?://[^\s/?#]+(/[^\s?#]*)?$")
 
 
 @dataclass(frozen=True)
@@ -254,7 +260,7 @@ def check_hosts(hosts: HostsSettings) -> Iterator[Problem]:
 
 
 def check_network(network: NetworkSettings, topology: TopologySettings, hosts: HostsSettings) -> Iterator[Problem]:
-    subnet = network.host_only_cidr
+    subnet = network.subnet
     # Existing hosts are on the user's own network: the workstation has no address of its own there.
     host_ip = None if hosts.existing else network.host_ip
     pool = network.metallb_pool
@@ -289,11 +295,12 @@ def check_network(network: NetworkSettings, topology: TopologySettings, hosts: H
                 config_key("metallb_pool"), pool, f"the pool overlaps node {node.name}'s IP {node.ip} ({key})"
             )
 
-    yield from _check_inside(config_key("api_vip"), network.api_vip, network.api_vip, subnet)
-    if network.api_vip == host_ip:
-        yield Problem(config_key("api_vip"), network.api_vip, "the VIP is the host's own host-only address")
-    if network.api_vip in pool:
-        yield Problem(config_key("metallb_pool"), pool, f"the pool contains the API VIP {network.api_vip}")
+    vip = network.vip
+    yield from _check_inside(config_key("api_vip"), vip, vip, subnet)
+    if vip == host_ip:
+        yield Problem(config_key("api_vip"), vip, "the VIP is the host's own host-only address")
+    if vip in pool:
+        yield Problem(config_key("metallb_pool"), pool, f"the pool contains the API VIP {vip}")
     if host_ip is not None and host_ip in pool:
         yield Problem(config_key("metallb_pool"), pool, f"the pool contains the host's address {host_ip}")
     if pool.first not in subnet or pool.last not in subnet:
@@ -372,7 +379,7 @@ def check_cluster(cluster: ClusterSettings, network: NetworkSettings, topology: 
             cluster.nfs_export_path,
             "expected an absolute path below / of letters, digits, '.', '_' and '-'",
         )
-    allowed = cluster.nfs_allowed_cidr or network.host_only_cidr
+    allowed = cluster.nfs_allowed_cidr or network.subnet
     outside = [node.name for node in topology.nodes if node.ip not in allowed]
     if outside:
         yield Problem(
@@ -474,8 +481,113 @@ def check_apps(apps: AppSettings) -> Iterator[Problem]:
             )
 
 
+def check_built_cluster_required(settings: Settings) -> Iterator[Problem]:
+    """What a cluster meshlab builds cannot do without (an existing cluster needs none of it)."""
+    unset = "(unset)"
+    # An empty list given on purpose is the topology check's to judge (an odd server count).
+    if "servers" not in settings.topology.model_fields_set:
+        yield Problem(config_key("servers"), unset, "required setting is missing from the stack config")
+    for field in ("host_only_cidr", "api_vip"):
+        if getattr(settings.network, field) is None:
+            yield Problem(config_key(field), unset, "required setting is missing from the stack config")
+    if settings.cluster.nfs_server:
+        yield Problem(
+            config_key("nfs_server"),
+            settings.cluster.nfs_server,
+            f"only with {config_key('kubeconfig')}: on a cluster meshlab builds, the first server exports NFS",
+        )
+
+
+def _shown_value(value: Any) -> Any:
+    if isinstance(value, SecretStr):
+        return "[secret]"
+    if isinstance(value, list):
+        return ", ".join(str(item) for item in value) or "[]"
+    return value
+
+
+def check_existing_cluster(settings: Settings) -> Iterator[Problem]:
+    """An existing cluster (meshlab:kubeconfig): a usable kubeconfig, and none of the settings only a cluster
+    meshlab builds reads (each would be silently ignored)."""
+    kubeconfig_key = config_key("kubeconfig")
+    problem = kubeconfig_problem(settings.cluster.kubeconfig.get_secret_value())
+    if problem:
+        yield Problem(kubeconfig_key, "[secret]", problem)
+    for section, field in built_cluster_fields():
+        model = getattr(settings, section)
+        if field in model.model_fields_set:
+            yield Problem(
+                config_key(field),
+                _shown_value(getattr(model, field)),
+                f"only read when meshlab builds the cluster; with {kubeconfig_key} (an existing cluster) nothing "
+                "reads it: remove it from this stack",
+            )
+    if settings.apps.rollout_phase == 1:
+        yield Problem(
+            config_key("rollout_phase"),
+            1,
+            f"phase 1 is hosts and cluster, which meshlab does not build with {kubeconfig_key}: start at 2",
+        )
+    server = settings.cluster.nfs_server
+    if server and not (_is_ipv4(server) or _DNS_NAME.match(server)):
+        yield Problem(config_key("nfs_server"), server, "expected an IPv4 address or a DNS name")
+
+
+def kubeconfig_problem(text: str) -> str:  # noqa: PLR0911 - one return per way a kubeconfig can fall short
+    """What keeps a kubeconfig from naming one cluster and one user through its current context ('' if
+    nothing). Never quotes the text: it holds credentials."""
+    try:
+        document = yaml.safe_load(text)
+    except yaml.YAMLError as error:
+        return f"not YAML ({type(error).__name__} at {getattr(error, 'problem_mark', '?')})"
+    if not isinstance(document, dict) or document.get("kind", "Config") != "Config":
+        return "not a kubeconfig (expected a YAML mapping of kind Config)"
+    current = document.get("current-context")
+    if not current:
+        return "the kubeconfig has no current-context: meshlab deploys to the cluster that context names"
+
+    def named(kind: str, name: object) -> dict[str, Any] | None:
+        for entry in document.get(kind) or []:
+            if isinstance(entry, dict) and entry.get("name") == name and isinstance(entry.get(kind[:-1]), dict):
+                return dict(entry[kind[:-1]])
+        return None
+
+    context = named("contexts", current)
+    if context is None:
+        return f"current-context {current!r} is not among the kubeconfig's contexts"
+    cluster = named("clusters", context.get("cluster"))
+    if cluster is None or not str(cluster.get("server", "")).startswith("https://"):
+        return f"context {current!r} names no cluster with an https:// server"
+    if named("users", context.get("user")) is None:
+        return f"context {current!r} names no user"
+    return ""
+
+
+def check_sources(sources: SourcesSettings) -> Iterator[Problem]:
+    if sources.chart_repository and not _HTTP_URL.match(sources.chart_repository):
+        yield Problem(config_key("chart_repository"), sources.chart_repository, "expected an http:// or https:// URL")
+    url = sources.gateway_api_crds_url
+    if url and not (_HTTP_URL.match(url) or (url.startswith("/") and url.endswith((".yaml", ".yml")))):
+        yield Problem(
+            config_key("gateway_api_crds_url"),
+            url,
+            "expected an http:// or https:// URL, or an absolute path of a .yaml file",
+        )
+
+
 def validate(settings: Settings) -> list[Problem]:
     """Every cross-field problem of a parsed settings tree (empty when valid)."""
+    common = [
+        *check_sources(settings.sources),
+        *check_mesh(settings.mesh),
+        *check_platform(settings.platform, settings.network),
+        *check_apps(settings.apps),
+    ]
+    if settings.cluster.existing:
+        return [*check_existing_cluster(settings), *common]
+    required = list(check_built_cluster_required(settings))
+    if required:
+        return [*required, *check_hosts(settings.hosts), *common]
     problems = [
         *check_topology(settings.topology),
         *check_hosts(settings.hosts),

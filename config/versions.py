@@ -13,6 +13,10 @@ GuestArch = Literal["amd64", "arm64"]
 
 RKE2 = "v1.32.7+rke2r1"
 KUBERNETES = "v1.32.7"
+# The Kubernetes minors an existing cluster (meshlab:kubeconfig) may run: where the pinned releases'
+# support overlaps. Istio 1.27 supports 1.29 to 1.33 (istio.io supported releases), Kyverno 1.15
+# (chart 3.5.3) 1.30 to 1.33.
+KUBERNETES_SUPPORTED = ((1, 30), (1, 33))
 # The installer reads INSTALL_RKE2_VERSION and checks the release tarball against the release's
 # own sha256sum file, so a pinned version is also a verified one.
 RKE2_INSTALL_URL = "https://get.rke2.io"

@@ -97,13 +97,14 @@ def pytest_collection_finish(session: pytest.Session) -> None:
 # - cluster: Rke2Cluster, its token, NFS server component and command, readiness and kubeconfig
 #   steps, and the Kubernetes provider;
 # - the layers on Kubernetes: 5 namespaces with their ServiceAccount patches (+1 component), Gateway
-#   API CRDs (2), MetalLB with its webhook wait (5), Istio (6), the ingress (2), the NFS provisioner (2),
-#   Kyverno with its webhook wait (4);
+#   API CRDs (2), MetalLB with its in-cluster webhook wait (4 + 6: a ServiceAccount, two grants and their
+#   bindings, the Job), Istio (6), the ingress (2), the NFS provisioner (2),
+#   Kyverno with its webhook wait (3 + 6);
 # - observability: Prometheus (2), Grafana with its password, admin Secret and route (5), Kiali with
 #   its Grafana password Secret and route (4), and the Hubble UI's route and NetworkPolicy (3);
 # - the test app: WebTest, its namespace and ServiceAccount patch, PeerAuthentication, Deployment,
 #   Service, waypoint, AuthorizationPolicy, NetworkPolicy, Cilium egress and probe policies, route (12).
-FIXED_RESOURCES = 8 + 7 + 11 + 2 + 5 + 6 + 2 + 2 + 4 + 2 + 5 + 4 + 3 + 12
+FIXED_RESOURCES = 8 + 7 + 11 + 2 + 10 + 6 + 2 + 2 + 9 + 2 + 5 + 4 + 3 + 12
 # The plugged-in mesh CA: its component, root key and certificate, intermediate key, request and
 # certificate, and the cacerts Secret.
 PLUGGED_CA_RESOURCES = 7

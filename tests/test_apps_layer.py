@@ -367,8 +367,12 @@ def test_principal_demo_allows_one_identity_on_api_paths(render_with):
     rule = policy.inputs["spec"]["rules"][-1]
     assert rule["from"] == [{"source": {"principals": ["cluster.local/ns/ns-test/sa/api-client"]}}]
     assert rule["to"] == [{"operation": {"methods": ["GET", "POST"], "paths": ["/api", "/api/*"]}}]
-    accounts = [r for r in rendering.resources() if r.type == "kubernetes:core/v1:ServiceAccount"]
-    assert [a.inputs["metadata"] for a in accounts] == [{"name": "api-client", "namespace": "ns-test"}]
+    accounts = [
+        r.inputs["metadata"]
+        for r in rendering.resources()
+        if r.type == "kubernetes:core/v1:ServiceAccount" and r.inputs["metadata"]["namespace"] == "ns-test"
+    ]
+    assert accounts == [{"name": "api-client", "namespace": "ns-test"}]
 
 
 def test_ambient_demo_before_and_after_differ_only_in_enrolment(render_with):

@@ -582,23 +582,3 @@ def test_nfs_export_serves_the_directory_once_and_unexport_keeps_the_data(node: 
     out = node.ok("nfs_unexport", **inputs)
     assert not exports.exists() and (node.root / "srv/nfs/kubedata/pvc-1").is_dir()
     assert "data kept in /srv/nfs/kubedata" in out
-
-
-# --- webhook_ready -----------------------------------------------------------------------------
-
-WEBHOOK = {
-    "MESHLAB_NAMESPACE": "metallb-system",
-    "MESHLAB_SERVICE": "metallb-webhook-service",
-    "MESHLAB_WEBHOOK_CONFIGURATION": "validatingwebhookconfiguration/metallb-webhook-configuration",
-    "MESHLAB_TIMEOUT_SECONDS": "0",
-}
-
-
-def test_webhook_ready_needs_an_endpoint_and_a_ca_bundle(node: Node) -> None:
-    assert "has no ready endpoint after 0s" in node.fails("webhook_ready", **WEBHOOK)
-    node.set("ready-endpoints", "10.42.1.7")
-    assert "has no CA bundle after 0s" in node.fails("webhook_ready", **WEBHOOK)
-    node.set("ca-bundle", "LS0tLS1CRUdJTg==")
-    assert "the webhook behind metallb-system/metallb-webhook-service is ready" in node.ok("webhook_ready", **WEBHOOK)
-    slices = [c for c in node.calls("kubectl") if "endpointslices" in c]
-    assert slices and "kubernetes.io/service-name=metallb-webhook-service" in slices[-1]

@@ -56,7 +56,7 @@ def test_every_component_is_drawn_once_and_no_resource_is(rendered, lab_diagram)
     assert leaves and not [name for name in leaves if f'"{name}<br/>' in lab_diagram or f'"{name} (' in lab_diagram]
     # One subgraph per layer of a top-level component.
     layers = re.findall(r'^  subgraph layer_\w+\["(\w+) layer"\]$', lab_diagram, flags=re.MULTILINE)
-    assert layers[:2] == ["hosts", "security"]
+    assert layers[:2] == ["hosts", "cluster"]
     assert set(layers) == {"hosts", "cluster", "security", "network", "mesh", "observability", "storage", "apps"}
     assert lab_diagram.count("\n  end\n") == len(layers)
 
@@ -71,7 +71,8 @@ def test_edges_give_the_order_the_lab_comes_up_in(lab_diagram):
         ("c_hosts_preflight", "c_hosts_image"),
         ("c_gateway_api", "c_istio"),  # the Gateway API CRDs before istiod
         ("c_namespaces", "c_istio"),  # labelled namespaces before the charts
-        ("c_cluster", "c_istio"),
+        ("c_cluster", "c_namespaces"),  # everything on Kubernetes comes through the cluster's provider
+        ("c_cluster", "c_gateway_api"),
         ("c_metallb", "c_ingress"),
     ]:
         assert expected in edges, expected

@@ -140,7 +140,7 @@ def test_vm_steps_get_sizes_macs_and_addresses_from_settings(rendered, stack_con
         assert int(env["MESHLAB_MEMORY_MIB"]) == getattr(topology, f"{role}_memory_mib")
         assert int(env["MESHLAB_DISK_GIB"]) == getattr(topology, f"{role}_disk_gib")
         assert env["MESHLAB_HOST_IP"] == str(settings.network.host_ip)
-        assert env["MESHLAB_NETMASK"] == str(settings.network.host_only_cidr.netmask)
+        assert env["MESHLAB_NETMASK"] == str(settings.network.subnet.netmask)
 
         documents = json.loads(_child(rendering, vm, "seed").inputs["stdin"])
         network = yaml.safe_load(documents["network-config"])
@@ -149,7 +149,7 @@ def test_vm_steps_get_sizes_macs_and_addresses_from_settings(rendered, stack_con
         # The MACs cloud-init matches must be the ones VBoxManage gives the NICs.
         assert host_only["match"]["macaddress"].replace(":", "") == env["MESHLAB_MAC_HOST_ONLY"]
         assert nat["match"]["macaddress"].replace(":", "") == env["MESHLAB_MAC_NAT"]
-        assert host_only["addresses"] == [f"{node.ip}/{settings.network.host_only_cidr.prefixlen}"]
+        assert host_only["addresses"] == [f"{node.ip}/{settings.network.subnet.prefixlen}"]
         assert "gateway4" not in host_only and "routes" not in host_only
         assert nat["dhcp4"] is True
 

@@ -57,12 +57,13 @@ def test_the_control_plane_is_the_labs_kubernetes_version():
 
 def test_every_binary_has_a_wrapper_module_and_a_build_in_bootstrap():
     wrappers = {p.name for p in (toolchain.HERE / "modules").iterdir() if (p / "go.mod.in").is_file()}
-    assert wrappers == {"kubernetes", "etcd"}
+    assert wrappers == {"kubernetes", "etcd", "kwok"}
     bootstrap = (toolchain.HERE / "bootstrap.sh").read_text()
     listed = re.search(r"^kubernetes_binaries=\(([^)]*)\)", bootstrap, flags=re.M)
     assert listed is not None
-    assert {*listed.group(1).split(), "etcd"} == set(toolchain.ALL)
-    for name in ("kubernetes", "etcd"):
+    assert {*listed.group(1).split(), "etcd", "kwok"} == set(toolchain.APPLY)
+    assert set(toolchain.ALL) < set(toolchain.APPLY)
+    for name in ("kubernetes", "etcd", "kwok"):
         lines = (toolchain.HERE / "modules" / name / "go.mod.in").read_text().splitlines()
         template = "\n".join(line for line in lines if not line.startswith("//"))
         for var in re.findall(r"@([A-Z_]+)@", template):

@@ -266,12 +266,14 @@ def test_a_shared_root_replaces_the_generated_one(render_with, stack_configs):
 
 
 def test_metallb_pool_and_l2_come_after_the_release(lab):
-    release, webhook, pool, l2 = (lab.named(f"metallb-{part}") for part in ("release", "webhook-ready", "pool", "l2"))
+    parts = ("release", "webhook-ready-job", "pool", "l2")
+    release, webhook, pool, l2 = (lab.named(f"metallb-{part}") for part in parts)
     assert depends(release, lab.named("namespaces-metallb-system"))
     assert depends(webhook, release)
     assert depends(pool, webhook) and depends(l2, webhook)
-    create = webhook.inputs["create"]
-    assert "metallb-webhook-service" in create and "metallb-webhook-configuration" in create
+    env = {e["name"]: e["value"] for e in webhook.inputs["spec"]["template"]["spec"]["containers"][0]["env"]}
+    assert env["SERVICE"] == "metallb-webhook-service" and env["WEBHOOK_NAME"] == "metallb-webhook-configuration"
+    assert webhook.inputs["metadata"]["namespace"] == "metallb-system"
     assert pool.inputs["spec"]["addresses"] == ["192.168.56.200-192.168.56.250"]
     assert l2.inputs["spec"] == {"ipAddressPools": [pool.inputs["metadata"]["name"]], "interfaces": ["hostonly0"]}
 
@@ -377,7 +379,7 @@ def test_storage_class_settings(render_with):
 
 def test_kyverno_hardens_waypoint_pods_after_it_is_ready(lab):
     release, policy = lab.named("kyverno-release"), lab.named("kyverno-waypoint-policy")
-    webhook = lab.named("kyverno-webhook-ready")
+    webhook = lab.named("kyverno-webhook-ready-job")
     assert depends(webhook, release) and depends(policy, webhook)
     assert depends(release, lab.named("namespaces-kyverno"))
     [rule] = policy.inputs["spec"]["rules"]

@@ -198,7 +198,7 @@ def test_every_problem_is_reported_at_once(stack_configs):
 def test_committed_stacks_are_valid(stack_configs, stack):
     settings = settings_from_config(stack_configs[stack])
     assert len(settings.topology.servers) % 2 == 1
-    assert settings.network.api_vip in settings.network.host_only_cidr
+    assert settings.network.vip in settings.network.subnet
 
 
 def test_stacks_use_their_own_addresses(stack_configs):

@@ -111,7 +111,9 @@ def component_graph(resources: Sequence[Registration]) -> ComponentGraph:
     edges: set[tuple[str, str]] = set()
     for resource in resources:
         target = owner(resource.urn)
-        for dependency in resource.dependencies:
+        # A resource also comes after the provider it is created through (a reference is URN::ID).
+        provider = [resource.provider.rsplit("::", 1)[0]] if resource.provider else []
+        for dependency in [*resource.dependencies, *provider]:
             source = owner(dependency)
             if target is None or source is None or source == target:
                 continue

@@ -29,9 +29,9 @@ from typing import Any
 import pulumi
 import yaml
 
-from components.apps.web_test import HBONE_PORT, RESTRICTED_CONTAINER, deployment_document
-from components.cluster.rke2_cluster import ClusterAccess
-from components.kube import kube_object
+from components.apps.web_test import HBONE_PORT, deployment_document
+from components.cluster.access import ClusterAccess
+from components.kube import RESTRICTED_CONTAINER, kube_object
 from components.security.namespaces import NamespaceSpec, labelled_namespace
 from config import versions
 from config.settings import Settings

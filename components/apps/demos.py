@@ -17,14 +17,13 @@ from components.apps.web_test import (
     APP,
     CONTAINER_PORT,
     NAMESPACE,
-    RESTRICTED_CONTAINER,
     SERVICE,
     SERVICE_PORT,
     deployment_document,
     pod_template,
 )
-from components.cluster.rke2_cluster import ClusterAccess
-from components.kube import kube_object
+from components.cluster.access import ClusterAccess
+from components.kube import RESTRICTED_CONTAINER, kube_object
 from components.security.namespaces import NamespaceSpec, labelled_namespace
 from config import versions
 from config.settings import Settings

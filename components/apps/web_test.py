@@ -21,8 +21,8 @@ from typing import Any
 
 import pulumi
 
-from components.cluster.rke2_cluster import ClusterAccess
-from components.kube import kube_object
+from components.cluster.access import ClusterAccess
+from components.kube import RESTRICTED_CONTAINER, kube_object
 from components.network.ingress import IngressGateway, http_route
 from components.security.namespaces import NamespaceSpec, labelled_namespace
 from config.settings import Settings
@@ -40,13 +40,6 @@ PROBE_SOURCE = "169.254.7.127/32"
 # v1 is the app; the L7 routing demo adds a v2 under the same app label (same policies apply).
 APP_LABELS = {"app": APP}
 V1_LABELS = {**APP_LABELS, "version": "v1"}
-RESTRICTED_CONTAINER = {
-    "allowPrivilegeEscalation": False,
-    "readOnlyRootFilesystem": True,
-    "runAsNonRoot": True,
-    "capabilities": {"drop": ["ALL"]},
-    "seccompProfile": {"type": "RuntimeDefault"},
-}
 
 
 @dataclass(frozen=True)

@@ -52,16 +52,16 @@ def _dump(document: Any) -> str:
 
 
 def join_url(settings: Settings) -> str:
-    return f"https://{settings.network.api_vip}:{SUPERVISOR_PORT}"
+    return f"https://{settings.network.vip}:{SUPERVISOR_PORT}"
 
 
 def api_endpoint(settings: Settings) -> str:
-    return f"https://{settings.network.api_vip}:{API_PORT}"
+    return f"https://{settings.network.vip}:{API_PORT}"
 
 
 def tls_sans(settings: Settings) -> list[str]:
     """Names the API server certificate must carry: the VIP first (joins go through it)."""
-    sans = [str(settings.network.api_vip), *(str(server.ip) for server in settings.topology.servers)]
+    sans = [str(settings.network.vip), *(str(server.ip) for server in settings.topology.servers)]
     if settings.cluster.api_dns_name:
         sans.append(settings.cluster.api_dns_name)
     return sans
@@ -154,7 +154,7 @@ def kube_vip_manifest(settings: Settings) -> str:
         "vip_arp": "true",
         "port": str(API_PORT),
         "vip_interface": settings.hosts.lab_interface,
-        "address": str(settings.network.api_vip),
+        "address": str(settings.network.vip),
         "cp_enable": "true",
         "cp_namespace": "kube-system",
         # MetalLB owns LoadBalancer addresses.
@@ -200,7 +200,7 @@ def kube_vip_manifest(settings: Settings) -> str:
 
 def nfs_export_line(settings: Settings) -> tuple[str, str]:
     """(export path, allowed clients) of the first server's NFS export."""
-    allowed = settings.cluster.nfs_allowed_cidr or settings.network.host_only_cidr
+    allowed = settings.cluster.nfs_allowed_cidr or settings.network.subnet
     return settings.cluster.nfs_export_path, str(allowed)
 
 

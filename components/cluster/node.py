@@ -132,7 +132,7 @@ class Rke2Node(pulumi.ComponentResource):
         }
         if join_role == "first-server":
             start_inputs |= {
-                "MESHLAB_WAIT_FOR_VIP": str(settings.network.api_vip),
+                "MESHLAB_WAIT_FOR_VIP": str(settings.network.vip),
                 "MESHLAB_INTERFACE": settings.hosts.lab_interface,
             }
         self.started = node_step(

@@ -9,14 +9,12 @@ layers above a `ClusterAccess`.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass
-
 import pulumi
 import pulumi_kubernetes as k8s
 import pulumi_random as random
 from pulumi_command import remote
 
+from components.cluster.access import ClusterAccess
 from components.cluster.files import (
     ADMIN_KUBECONFIG_PATH,
     CILIUM_FILE,
@@ -30,62 +28,14 @@ from components.cluster.files import (
     rewrite_kubeconfig,
     rke2_config,
 )
-from components.cluster.nfs import NfsExport, NfsServer
+from components.cluster.nfs import NfsServer
 from components.cluster.node import Rke2Node
 from components.cluster.steps import NodeTarget, node_step
 from components.hosts.output import HostsOutput
+from components.sources import Sources
 from config.settings import NAMESPACE, Settings
 
 TOKEN_LENGTH = 64
-
-
-@dataclass(frozen=True)
-class ClusterAccess:
-    """What the layers above need from the cluster layer."""
-
-    name: str
-    provider: k8s.Provider
-    api_endpoint: str
-    kubeconfig: pulumi.Output[str]  # always a secret
-    # Every node Ready and Cilium rolled out: anything that needs a working cluster waits for it.
-    ready: pulumi.Resource
-    nfs: NfsExport
-    host_only_interface: str
-    # Where cluster-side waits run: the first server, with kubectl and the admin kubeconfig.
-    admin_node: NodeTarget
-    timeout_seconds: int
-
-    def options(
-        self, parent: pulumi.Resource, depends_on: Sequence[pulumi.Input[pulumi.Resource]] = ()
-    ) -> pulumi.ResourceOptions:
-        """Options for a Kubernetes object or Helm release: through this cluster's provider."""
-        return pulumi.ResourceOptions(parent=parent, provider=self.provider, depends_on=list(depends_on))
-
-    def webhook_ready(
-        self,
-        name: str,
-        *,
-        namespace: str,
-        service: str,
-        webhook_configuration: str,
-        parent: pulumi.Resource,
-        depends_on: Sequence[pulumi.Resource],
-    ) -> pulumi.Resource:
-        """A bounded wait until the admission webhook behind `service` answers; create what the
-        webhook validates after it (the chart being ready is not enough: the CA comes later)."""
-        return node_step(
-            name,
-            target=self.admin_node,
-            script="webhook_ready",
-            inputs={
-                "MESHLAB_NAMESPACE": namespace,
-                "MESHLAB_SERVICE": service,
-                "MESHLAB_WEBHOOK_CONFIGURATION": webhook_configuration,
-                "MESHLAB_TIMEOUT_SECONDS": str(self.timeout_seconds),
-            },
-            parent=parent,
-            depends_on=depends_on,
-        )
 
 
 def cilium_workloads(settings: Settings) -> list[str]:
@@ -214,8 +164,8 @@ class Rke2Cluster(pulumi.ComponentResource):
             kubeconfig=self.kubeconfig,
             ready=self.ready,
             nfs=self.nfs.export,
-            host_only_interface=hosts.host_only_interface,
-            admin_node=first_server.target,
+            node_interface=hosts.host_only_interface,
+            sources=Sources.of(settings.sources),
             timeout_seconds=settings.cluster.node_ready_timeout_seconds,
         )
         self.register_outputs({"apiEndpoint": endpoint, "kubeconfig": self.kubeconfig, "nodes": len(self.nodes)})

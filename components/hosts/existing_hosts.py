@@ -37,7 +37,7 @@ def announced_addresses(settings: Settings) -> dict[str, str]:
     network = settings.network
     pool = network.metallb_pool
     return {
-        str(network.api_vip): config_key("api_vip"),
+        str(network.vip): config_key("api_vip"),
         str(pool.first): config_key("metallb_pool"),
         str(pool.last): config_key("metallb_pool"),
     }

@@ -34,7 +34,7 @@ class LabHosts(pulumi.ComponentResource):
             f"{name}-preflight",
             vms={vm_names[node.name]: sizes[node.role] for node in topology.nodes},
             host_ip=network.host_ip,
-            subnet=network.host_only_cidr,
+            subnet=network.subnet,
             image=image,
             cache_environment=cache,
             opts=child,
@@ -42,7 +42,7 @@ class LabHosts(pulumi.ComponentResource):
         after_preflight = pulumi.ResourceOptions(parent=self, depends_on=[self.preflight])
         self.network = HostOnlyNetwork(
             f"{name}-host-only",
-            subnet=network.host_only_cidr,
+            subnet=network.subnet,
             host_ip=network.host_ip,
             dhcp_ip=macos_dhcp_address(network, topology.nodes),
             opts=after_preflight,

@@ -20,8 +20,8 @@ def macos_dhcp_address(network: NetworkSettings, nodes: Sequence[NodeSpec]) -> I
     meshlab:hostOnlyHostIp, the smallest range leases exactly the next address, so that one must be free.
     """
     candidate = network.host_ip + 1
-    taken = {network.api_vip, *(node.ip for node in nodes)}
-    free = candidate in network.host_only_cidr.hosts() and candidate not in taken
+    taken = {network.vip, *(node.ip for node in nodes)}
+    free = candidate in network.subnet.hosts() and candidate not in taken
     return candidate if free and candidate not in network.metallb_pool else None
 
 

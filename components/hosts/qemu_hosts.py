@@ -35,7 +35,7 @@ class QemuHosts(pulumi.ComponentResource):
             f"{name}-preflight",
             vms={vm_names[node.name]: sizes[node.role] for node in topology.nodes},
             host_ip=network.host_ip,
-            subnet=network.host_only_cidr,
+            subnet=network.subnet,
             bridge=bridge,
             accelerator=hosts.qemu_accelerator,
             image=image,
@@ -46,7 +46,7 @@ class QemuHosts(pulumi.ComponentResource):
         self.bridge = QemuBridge(
             f"{name}-bridge",
             bridge=bridge,
-            subnet=network.host_only_cidr,
+            subnet=network.subnet,
             host_ip=network.host_ip,
             opts=after_preflight,
         )

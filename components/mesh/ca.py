@@ -14,7 +14,7 @@ from __future__ import annotations
 import pulumi
 import pulumi_tls as tls
 
-from components.cluster.rke2_cluster import ClusterAccess
+from components.cluster.access import ClusterAccess
 from components.kube import secret
 from components.security.namespaces import ISTIO_SYSTEM
 from config.settings import MeshSettings

@@ -12,7 +12,7 @@ from typing import Any
 
 import pulumi
 
-from components.cluster.rke2_cluster import ClusterAccess
+from components.cluster.access import ClusterAccess
 from components.helm import release
 from components.kube import kube_object
 from components.mesh.ca import MeshCa
@@ -108,6 +108,7 @@ class IstioAmbient(pulumi.ComponentResource):
             release_name = "istio-" + part if part in ("base", "cni") else part
             return release(
                 f"{name}-{part}",
+                sources=access.sources,
                 name=release_name,
                 chart=chart,
                 namespace=ROOT_NAMESPACE,

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import pulumi
 
-from components.cluster.rke2_cluster import ClusterAccess
+from components.cluster.access import ClusterAccess
 from components.kube import config_file
 from config import versions
 
@@ -18,8 +18,8 @@ class GatewayApiCrds(pulumi.ComponentResource):
         super().__init__(
             "meshlab:network:GatewayApiCrds",
             name,
-            {"version": versions.GATEWAY_API, "manifest": versions.GATEWAY_API_CRDS_URL},
+            {"version": versions.GATEWAY_API, "manifest": access.sources.gateway_api_crds},
             opts,
         )
-        self.crds = config_file(f"{name}-standard", file=versions.GATEWAY_API_CRDS_URL, opts=access.options(self))
+        self.crds = config_file(f"{name}-standard", file=access.sources.gateway_api_crds, opts=access.options(self))
         self.register_outputs({"version": versions.GATEWAY_API})

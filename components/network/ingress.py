@@ -14,7 +14,7 @@ from typing import Any
 
 import pulumi
 
-from components.cluster.rke2_cluster import ClusterAccess
+from components.cluster.access import ClusterAccess
 from components.kube import kube_object
 from components.mesh.istio import IstioAmbient
 from components.network.metallb import MetalLb

@@ -10,7 +10,7 @@ from typing import Any
 
 import pulumi
 
-from components.cluster.rke2_cluster import ClusterAccess
+from components.cluster.access import ClusterAccess
 from components.helm import release
 from components.kube import kube_object
 from components.security.namespaces import METALLB_SYSTEM
@@ -29,12 +29,16 @@ def pool(settings: Settings) -> dict[str, Any]:
 
 
 def l2_advertisement(interface: str) -> dict[str, Any]:
+    """`interface` empty: every NIC (an existing cluster's nodes are the user's own)."""
+    spec: dict[str, Any] = {"ipAddressPools": [POOL_NAME]}
+    if interface:
+        # Answer ARP on the host-only NIC only: the NAT NIC is the same 10.0.2.0/24 on every VM.
+        spec["interfaces"] = [interface]
     return {
         "apiVersion": "metallb.io/v1beta1",
         "kind": "L2Advertisement",
         "metadata": {"name": POOL_NAME, "namespace": METALLB_SYSTEM},
-        # Answer ARP on the host-only NIC only: the NAT NIC is the same 10.0.2.0/24 on every VM.
-        "spec": {"ipAddressPools": [POOL_NAME], "interfaces": [interface]},
+        "spec": spec,
     }
 
 
@@ -51,6 +55,7 @@ class MetalLb(pulumi.ComponentResource):
         super().__init__("meshlab:network:MetalLb", name, {"pool": str(settings.network.metallb_pool)}, opts)
         self.release = release(
             f"{name}-release",
+            sources=access.sources,
             name="metallb",
             chart="metallb",
             namespace=METALLB_SYSTEM,
@@ -68,6 +73,6 @@ class MetalLb(pulumi.ComponentResource):
         )
         self.pool = kube_object(f"{name}-pool", pool(settings), access.options(self, [self.webhook]))
         self.l2 = kube_object(
-            f"{name}-l2", l2_advertisement(access.host_only_interface), access.options(self, [self.webhook])
+            f"{name}-l2", l2_advertisement(access.node_interface), access.options(self, [self.webhook])
         )
         self.register_outputs({"pool": str(settings.network.metallb_pool)})

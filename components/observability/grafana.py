@@ -13,7 +13,7 @@ from typing import Any
 import pulumi
 import pulumi_random as random
 
-from components.cluster.rke2_cluster import ClusterAccess
+from components.cluster.access import ClusterAccess
 from components.helm import release
 from components.kube import kube_object, secret
 from components.network.ingress import IngressGateway, http_route, ui_hostname
@@ -111,6 +111,7 @@ class Grafana(pulumi.ComponentResource):
         )
         self.release = release(
             f"{name}-release",
+            sources=access.sources,
             name=RELEASE_NAME,
             chart="grafana",
             namespace=MONITORING,

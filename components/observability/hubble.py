@@ -10,7 +10,7 @@ from typing import Any
 
 import pulumi
 
-from components.cluster.rke2_cluster import ClusterAccess
+from components.cluster.access import ClusterAccess
 from components.kube import kube_object
 from components.network.ingress import GATEWAY_NAME, IngressGateway, http_route, ui_hostname
 from components.security.namespaces import ISTIO_SYSTEM

@@ -16,7 +16,7 @@ from typing import Any
 
 import pulumi
 
-from components.cluster.rke2_cluster import ClusterAccess
+from components.cluster.access import ClusterAccess
 from components.helm import release
 from components.kube import kube_object, secret
 from components.network.ingress import IngressGateway, http_route, ui_hostname
@@ -100,6 +100,7 @@ class Kiali(pulumi.ComponentResource):
         )
         self.release = release(
             f"{name}-release",
+            sources=access.sources,
             name=RELEASE_NAME,
             chart="kiali",
             namespace=ISTIO_SYSTEM,

@@ -11,7 +11,7 @@ from typing import Any
 
 import pulumi
 
-from components.cluster.rke2_cluster import ClusterAccess
+from components.cluster.access import ClusterAccess
 from components.helm import release
 from components.security.namespaces import ISTIO_SYSTEM, MONITORING
 from config.settings import Settings
@@ -149,6 +149,7 @@ class Prometheus(pulumi.ComponentResource):
         super().__init__("meshlab:observability:Prometheus", name, {"url": SERVER_URL}, opts)
         self.release = release(
             f"{name}-release",
+            sources=access.sources,
             name=RELEASE_NAME,
             chart="prometheus",
             namespace=MONITORING,

@@ -15,7 +15,7 @@ from typing import Any
 
 import pulumi
 
-from components.cluster.rke2_cluster import ClusterAccess
+from components.cluster.access import ClusterAccess
 from components.helm import release
 from components.kube import kube_object
 from components.security.namespaces import KYVERNO
@@ -101,6 +101,7 @@ class Kyverno(pulumi.ComponentResource):
         super().__init__("meshlab:security:Kyverno", name, {"policies": [WAYPOINT_POLICY]}, opts)
         self.release = release(
             f"{name}-release",
+            sources=access.sources,
             name="kyverno",
             chart="kyverno",
             namespace=KYVERNO,

@@ -15,7 +15,7 @@ from typing import Any, Literal
 
 import pulumi
 
-from components.cluster.rke2_cluster import ClusterAccess
+from components.cluster.access import ClusterAccess
 from components.kube import kube_object, service_account_patch
 from config import versions
 from config.settings import Settings
@@ -74,7 +74,13 @@ def namespace_specs(settings: Settings) -> list[NamespaceSpec]:
         monitoring,
         NamespaceSpec(KYVERNO, "restricted"),
     ]
-    return [spec for spec in specs if NAMESPACE_PHASES[spec.name] <= settings.apps.rollout_phase]
+    # An existing cluster without meshlab:nfsServer has no NFS storage, so no provisioner namespace.
+    storage = not settings.cluster.existing or bool(settings.cluster.nfs_server)
+    return [
+        spec
+        for spec in specs
+        if NAMESPACE_PHASES[spec.name] <= settings.apps.rollout_phase and (storage or spec.name != NFS_PROVISIONER)
+    ]
 
 
 class Namespaces(pulumi.ComponentResource):

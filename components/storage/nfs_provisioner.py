@@ -6,8 +6,8 @@ from typing import Any
 
 import pulumi
 
+from components.cluster.access import ClusterAccess
 from components.cluster.nfs import NfsExport
-from components.cluster.rke2_cluster import ClusterAccess
 from components.helm import release
 from components.security.namespaces import NFS_PROVISIONER
 from config.settings import Settings
@@ -33,6 +33,7 @@ class NfsProvisioner(pulumi.ComponentResource):
         name: str,
         *,
         access: ClusterAccess,
+        nfs: NfsExport,
         namespace: pulumi.Resource,
         settings: Settings,
         opts: pulumi.ResourceOptions | None = None,
@@ -40,17 +41,18 @@ class NfsProvisioner(pulumi.ComponentResource):
         super().__init__(
             "meshlab:storage:NfsProvisioner",
             name,
-            {"storageClass": settings.platform.nfs_storage_class, "server": access.nfs.server, "path": access.nfs.path},
+            {"storageClass": settings.platform.nfs_storage_class, "server": nfs.server, "path": nfs.path},
             opts,
         )
         self.release = release(
             f"{name}-release",
+            sources=access.sources,
             name="nfs-subdir-external-provisioner",
             chart="nfs-provisioner",
             namespace=NFS_PROVISIONER,
-            values=provisioner_values(access.nfs, settings),
+            values=provisioner_values(nfs, settings),
             # The provisioner mounts the export when it starts.
-            opts=access.options(self, [namespace, access.nfs.exported]),
+            opts=access.options(self, [namespace, nfs.exported]),
         )
         self.storage_class = settings.platform.nfs_storage_class
         self.register_outputs({"storageClass": self.storage_class})

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Build the Kubernetes control plane the kube tests run, from Go modules (no release download needed):
-# kube-apiserver, kube-controller-manager and kubectl from k8s.io/kubernetes, and etcd from
-# go.etcd.io/etcd/server/v3, all with CGO_ENABLED=0. Versions and the reason for each are in
+# Build the Kubernetes control plane the kube and apply tests run, from Go modules (no release download
+# needed): kube-apiserver, kube-controller-manager, kube-scheduler and kubectl from k8s.io/kubernetes,
+# etcd from go.etcd.io/etcd/server/v3, and kwok (fake nodes, with the stages its module ships, in
+# kwok-stages/) from sigs.k8s.io/kwok, all with CGO_ENABLED=0. Versions and the reason for each are in
 # versions.env; each module has a wrapper under modules/.
 #
 # Binaries are cached outside the repository, keyed by the Go version, versions.env and the wrapper
@@ -34,10 +35,16 @@ key=$( {
 dir=$cache_root/$key
 bin=$dir/bin
 
-kubernetes_binaries=(kube-apiserver kube-controller-manager kubectl)
-components=("${kubernetes_binaries[@]}" etcd)
+kubernetes_binaries=(kube-apiserver kube-controller-manager kube-scheduler kubectl)
+components=("${kubernetes_binaries[@]}" etcd kwok)
+# The stages bare kwok needs (it has no defaults), relative to the module's kustomize/stage/.
+kwok_stages=(node/fast/node-initialize.yaml node/heartbeat-with-lease/node-heartbeat-with-lease.yaml
+  pod/general/pod-ready.yaml pod/general/pod-complete.yaml pod/general/pod-delete.yaml)
 
-present() { [[ -x $bin/$1 ]]; }
+present() { # kwok counts only with its stages
+  [[ -x $bin/$1 ]] || return 1
+  [[ $1 != kwok ]] || [[ -d $dir/kwok-stages && $(find "$dir/kwok-stages" -name '*.yaml' | wc -l) -eq ${#kwok_stages[@]} ]]
+}
 
 check() { # print each missing binary with bootstrap's reason; status 1 if any
   local missing=0 name why
@@ -195,6 +202,30 @@ etcd() {
   fi
 }
 timed etcd
+
+# --- kwok: the binary and the stage files its module ships
+kwok() {
+  local module_dir stage
+  if present kwok; then record kwok "$KWOK_VERSION" cached "sigs.k8s.io/kwok@$KWOK_VERSION"; return; fi
+  if ! module_dir=$(module_field "sigs.k8s.io/kwok@$KWOK_VERSION" Dir 2>"$dir/logs/probe.err"); then
+    record kwok "$KWOK_VERSION" unavailable "$(cat "$dir/logs/probe.err")"; return
+  fi
+  prepare kwok
+  echo "    building kwok from sigs.k8s.io/kwok@$KWOK_VERSION (about 5 minutes cold on 2 cores)"
+  if ! build kwok "" "" kwok=sigs.k8s.io/kwok/cmd/kwok; then
+    record kwok "$KWOK_VERSION" failed "$(fail_detail "$dir/logs/kwok.log")"; return
+  fi
+  rm -rf "$dir/kwok-stages"
+  mkdir -p "$dir/kwok-stages"
+  for stage in "${kwok_stages[@]}"; do
+    if [[ ! -f $module_dir/kustomize/stage/$stage ]]; then
+      record kwok "$KWOK_VERSION" failed "the module has no kustomize/stage/$stage"; return
+    fi
+    install -m 0644 "$module_dir/kustomize/stage/$stage" "$dir/kwok-stages/"
+  done
+  record kwok "$KWOK_VERSION" built "sigs.k8s.io/kwok@$KWOK_VERSION (${#kwok_stages[@]} stages in kwok-stages/)"
+}
+timed kwok
 
 mv "$status" "$dir/status.tsv"
 rm -f "$dir/logs/probe.err"

@@ -19,6 +19,11 @@ APISERVER = "kube-apiserver"
 CONTROLLER_MANAGER = "kube-controller-manager"
 KUBECTL = "kubectl"
 ALL = (ETCD, APISERVER, CONTROLLER_MANAGER, KUBECTL)
+# The real-apply tier (tests/apply) adds a scheduler and fake nodes.
+SCHEDULER = "kube-scheduler"
+KWOK = "kwok"
+APPLY = (*ALL, SCHEDULER, KWOK)
+KWOK_STAGES = "kwok-stages"
 
 
 def read_versions(path: Path = VERSIONS) -> dict[str, str]:

@@ -25,7 +25,6 @@ STEPS = (
     "cluster_ready",
     "nfs_export",
     "nfs_unexport",
-    "webhook_ready",
 )
 SCRIPTS = StepScripts("cluster", __name__, STEPS)
 
