@@ -26,7 +26,8 @@ cloud-init-validator:
 	tools/fetch_cloud_init.sh .cache/cloud-init
 
 # The upstream files the tests check against, for a clone without ../shared/reference beside it:
-# downloaded into .cache/reference and verified against tools/reference.manifest (SHA-256).
+# downloaded into .cache/reference and verified against tools/reference.manifest (SHA-256); and the
+# whole Helm charts the real-apply tier serves, into .cache/chart-sources (tools/chart-sources.manifest).
 reference:
 	$(PYTHON) tools/fetch_reference.py
 

@@ -1,8 +1,9 @@
 """The reference data outside this environment: `make reference` and what the tests read.
 
-tools/fetch_reference.py downloads the pinned upstream files into .cache/reference. Here it runs
-against a mirror on 127.0.0.1 (python -m http.server, stopped by its PID) that serves copies of the
-reference files at their upstream URLs, chart archives rebuilt around their members.
+tools/fetch_reference.py downloads the pinned upstream files into .cache/reference, and the chart
+sources into .cache/chart-sources. Here it runs against a mirror on 127.0.0.1 (python -m http.server,
+stopped by its PID) that serves copies of both at their upstream URLs: the chart sources as they are,
+the reference files' chart archives rebuilt around their members unless a chart source is that archive.
 """
 
 from __future__ import annotations
@@ -20,15 +21,34 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import REFERENCE, ROOT
-from tools.fetch_reference import mirrored, read_manifest, reference_folder
+from tools.fetch_reference import (
+    CHART_MANIFEST,
+    COMPLETE,
+    chart_sources_folder,
+    mirrored,
+    read_manifest,
+    reference_folder,
+)
 
 SCRIPT = ROOT / "tools" / "fetch_reference.py"
 MAKE = shutil.which("make")
 TAMPERED = "charts/grafana-9.3.2/values.yaml"
+# A file of a vendored subchart: its URL is the same commit's charts/alertmanager/, not charts/prometheus/.
+TAMPERED_CHART = "prometheus-27.31.0/charts/alertmanager/values.yaml"
+CHART_SOURCES = chart_sources_folder()
 
 
-def build_mirror(root: Path, tamper: str | None = None) -> None:
-    """Lay out copies of the reference files as root/HOST/PATH, the way their URLs name them."""
+def build_mirror(root: Path, tamper: str | None = None, tamper_chart: str | None = None) -> None:
+    """Lay out copies of the reference files and chart sources as root/HOST/PATH, the way their URLs name them.
+
+    Both manifests name some URLs (a chart's values.yaml, a published archive): tampering with one
+    changes what either fetch gets from that URL, as upstream would.
+    """
+    assert CHART_SOURCES, "the chart sources are missing: run `make reference`"
+    files: dict[str, bytes] = {}
+    for entry in read_manifest(CHART_MANIFEST):
+        data = (CHART_SOURCES / entry.path).read_bytes()
+        files[entry.url] = data + b"# changed upstream\n" if entry.path == tamper_chart else data
     archives: dict[str, dict[str, bytes]] = defaultdict(dict)
     for entry in read_manifest():
         data = (REFERENCE / entry.path).read_bytes()
@@ -37,26 +57,32 @@ def build_mirror(root: Path, tamper: str | None = None) -> None:
         if entry.archive:
             url, member = entry.archive
             archives[url][member] = data
-            continue
-        target = root / mirrored(entry.url, "x").removeprefix("x/")
-        target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_bytes(data)
+        elif entry.url not in files or entry.path == tamper:
+            files[entry.url] = data
     for url, members in archives.items():
-        target = root / mirrored(url, "x").removeprefix("x/")
-        target.parent.mkdir(parents=True, exist_ok=True)
-        with tarfile.open(target, "w:gz") as archive:
+        if url in files:  # the published archive itself is a chart source: its members are the same files
+            continue
+        buffer = io.BytesIO()
+        with tarfile.open(fileobj=buffer, mode="w:gz") as archive:
             for member, data in members.items():
                 info = tarfile.TarInfo(member)
                 info.size = len(data)
                 archive.addfile(info, io.BytesIO(data))
+        files[url] = buffer.getvalue()
+    for url, data in files.items():
+        target = root / mirrored(url, "x").removeprefix("x/")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(data)
 
 
 @pytest.fixture(scope="module")
 def mirror(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """Base URL of a loopback HTTP server with a faithful mirror at /good and one bad file at /bad."""
+    """Base URL of a loopback HTTP server with a faithful mirror at /good, one bad reference file at /bad
+    and one bad chart source file at /bad-chart."""
     served = tmp_path_factory.mktemp("mirror")
     build_mirror(served / "good")
     build_mirror(served / "bad", tamper=TAMPERED)
+    build_mirror(served / "bad-chart", tamper_chart=TAMPERED_CHART)
     server = subprocess.Popen(
         [sys.executable, "-u", "-m", "http.server", "0", "--bind", "127.0.0.1", "--directory", str(served)],
         stdout=subprocess.PIPE,
@@ -73,10 +99,14 @@ def mirror(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         server.wait(timeout=10)
 
 
-def fetch(dest: Path, mirror_url: str) -> subprocess.CompletedProcess[str]:
-    """The fetch script as `make reference` runs it, with no site-packages: standard library only."""
+def fetch(dest: Path, mirror_url: str, charts: Path | None = None) -> subprocess.CompletedProcess[str]:
+    """The fetch script as `make reference` runs it, with no site-packages: standard library only.
+
+    The chart sources go to `charts`, by default a folder beside `dest`."""
+    charts = charts or dest.parent / "chart-sources"
+    arguments = ["--dest", str(dest), "--charts-dest", str(charts), "--mirror", mirror_url]
     return subprocess.run(
-        [sys.executable, "-I", "-S", str(SCRIPT), "--dest", str(dest), "--mirror", mirror_url],
+        [sys.executable, "-I", "-S", str(SCRIPT), *arguments],
         capture_output=True,
         text=True,
         timeout=120,
@@ -133,6 +163,66 @@ def test_a_checksum_mismatch_writes_nothing_for_that_file_and_leaves_the_copy_in
     assert reference_folder(shared=tmp_path / "no-shared", cache=dest) == dest
 
 
+def test_fetch_writes_every_chart_source_verified_and_the_copy_packages_into_the_same_repository(
+    mirror: str, tmp_path: Path
+) -> None:
+    charts = tmp_path / "chart-sources"
+    entries = read_manifest(CHART_MANIFEST)
+    assert CHART_SOURCES and len(entries) > 300
+
+    result = fetch(tmp_path / "reference", f"{mirror}/good", charts)
+
+    assert result.returncode == 0, result.stderr
+    assert f"chart sources in {charts}: {len(entries)} files ({len(entries)} downloaded)" in result.stdout
+    for entry in entries:
+        assert (charts / entry.path).read_bytes() == (CHART_SOURCES / entry.path).read_bytes(), entry.path
+    assert chart_sources_folder(shared=tmp_path / "no-shared", cache=charts) == charts
+    assert chart_sources_folder(shared=CHART_SOURCES, cache=charts) == CHART_SOURCES  # the shared folder wins
+
+    # What the real-apply tier serves is the same from either copy: archives depend on content only.
+    from tests.apply.chart_repository import build_repository  # noqa: PLC0415 - only this test packages
+
+    fetched = build_repository(charts, tmp_path / "from-cache")
+    shared = build_repository(CHART_SOURCES, tmp_path / "from-shared")
+    assert len(fetched) == 10
+    assert [(e.file, e.digest) for e in fetched] == [(e.file, e.digest) for e in shared]
+
+
+def test_a_tampered_chart_source_is_not_written_and_the_message_names_it(mirror: str, tmp_path: Path) -> None:
+    dest, charts = tmp_path / "reference", tmp_path / "chart-sources"
+
+    result = fetch(dest, f"{mirror}/bad-chart", charts)
+
+    assert result.returncode == 1
+    expected = next(entry.sha256 for entry in read_manifest(CHART_MANIFEST) if entry.path == TAMPERED_CHART)
+    assert "fetch_reference: 1 of the chart source files could not be fetched:" in result.stderr
+    assert f"  - {TAMPERED_CHART}: checksum mismatch" in result.stderr and expected in result.stderr
+    assert "/charts/alertmanager/values.yaml" in result.stderr  # the URL it came from
+    assert not (charts / TAMPERED_CHART).exists()
+    assert not (charts / COMPLETE).exists()
+    assert (charts / "prometheus-27.31.0/charts/alertmanager/Chart.yaml").is_file()  # the others were fetched
+    assert chart_sources_folder(shared=tmp_path / "no-shared", cache=charts) is None
+    assert reference_folder(shared=tmp_path / "no-shared", cache=dest) == dest  # the reference files are fine
+
+
+def test_where_both_manifests_name_one_upstream_file_they_pin_the_same_content() -> None:
+    assert CHART_SOURCES
+    charts = {entry.url: entry for entry in read_manifest(CHART_MANIFEST)}
+    same_file = same_archive = 0
+    for entry in read_manifest():
+        if entry.url in charts:
+            assert entry.sha256 == charts[entry.url].sha256, (entry.path, charts[entry.url].path)
+            same_file += 1
+        elif entry.archive and entry.archive[0] in charts:
+            url, member = entry.archive
+            with tarfile.open(CHART_SOURCES / charts[url].path, "r:gz") as archive:
+                extracted = archive.extractfile(member)
+                assert extracted is not None, member
+                assert hashlib.sha256(extracted.read()).hexdigest() == entry.sha256, entry.path
+            same_archive += 1
+    assert same_file >= 19 and same_archive == 2
+
+
 def copy_of_the_project(target: Path) -> Path:
     """The working tree, as a clone elsewhere would have it: no ../shared, no .cache, no venv."""
     ignore = shutil.ignore_patterns("venv", ".git", ".cache", "__pycache__", ".*_cache")
@@ -181,6 +271,8 @@ def test_a_clone_without_reference_data_says_where_it_comes_from_then_uses_make_
     )
     assert made.returncode == 0, made.stdout + made.stderr
     assert reference_folder(shared=tmp_path / "shared" / "reference", cache=project / ".cache" / "reference")
+    fetched = project / ".cache" / "chart-sources"
+    assert chart_sources_folder(shared=tmp_path / "shared" / "chart-sources", cache=fetched) == fetched
 
     cached = pytest_in(project, "tests/test_versions.py", "tests/test_policy_pod_security.py")
     assert cached.returncode == 0, cached.stdout + cached.stderr

@@ -1,12 +1,14 @@
-"""Download the reference data the offline tests check against, verified by SHA-256.
+"""Download the reference data and chart sources the tests check against, verified by SHA-256.
 
-    python3 tools/fetch_reference.py                    # into .cache/reference (what `make reference` runs)
+    python3 tools/fetch_reference.py                    # into .cache/reference and .cache/chart-sources
     python3 tools/fetch_reference.py --mirror URL       # from a mirror laid out as URL/HOST/PATH
+    python3 -m tools.fetch_reference --write-chart-manifest   # regenerate tools/chart-sources.manifest
 
-The tests read ../shared/reference when it exists beside the clone (the meshlab environment), else
-the copy this script writes. Every file is pinned in tools/reference.manifest; a file whose checksum
-differs is not written. Files already present with the right checksum are not downloaded again, and
-the copy counts as complete (tests use it) only once every file is there.
+The tests read ../shared/reference and ../shared/chart-sources when they exist beside the clone (the
+meshlab environment), else the copies this script writes (what `make reference` runs). Every file is
+pinned in tools/reference.manifest or tools/chart-sources.manifest; a file whose checksum differs is
+not written. Files already present with the right checksum are not downloaded again, and a copy
+counts as complete (tests use it) only once every file of its manifest is there.
 Standard library only: it runs before the virtualenv exists.
 """
 
@@ -29,6 +31,10 @@ ROOT = Path(__file__).resolve().parent.parent
 MANIFEST = ROOT / "tools" / "reference.manifest"
 CACHE = ROOT / ".cache" / "reference"
 SHARED = ROOT.parent / "shared" / "reference"
+# The whole charts of the Helm releases, for the real-apply tier's chart repository (tests/apply).
+CHART_MANIFEST = ROOT / "tools" / "chart-sources.manifest"
+CHART_CACHE = ROOT / ".cache" / "chart-sources"
+CHART_SHARED = ROOT.parent / "shared" / "chart-sources"
 # Written last, a copy of the manifest the folder was completed against.
 COMPLETE = ".manifest"
 TIMEOUT_SECONDS = 60
@@ -74,6 +80,15 @@ def reference_folder(shared: Path = SHARED, cache: Path = CACHE, manifest: Path 
     return cache if complete(cache, manifest) else None
 
 
+def chart_sources_folder(
+    shared: Path = CHART_SHARED, cache: Path = CHART_CACHE, manifest: Path = CHART_MANIFEST
+) -> Path | None:
+    """The chart sources: the shared folder if it holds every pinned file, else a complete cache, else None."""
+    if shared.is_dir() and all((shared / entry.path).is_file() for entry in read_manifest(manifest)):
+        return shared
+    return cache if complete(cache, manifest) else None
+
+
 def sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
@@ -115,10 +130,18 @@ def write_atomically(path: Path, data: bytes) -> None:
     Path(stream.name).replace(path)
 
 
-def fetch(dest: Path, mirror: str | None, manifest: Path = MANIFEST) -> list[str]:
+def fetch(
+    dest: Path,
+    mirror: str | None,
+    manifest: Path = MANIFEST,
+    what: str = "reference data",
+    fetcher: Fetcher | None = None,
+) -> list[str]:
     """Bring `dest` up to date with the manifest; returns the problems (empty on success)."""
     entries = read_manifest(manifest)
-    fetcher, problems, fetched = Fetcher(mirror), [], 0
+    fetcher = fetcher or Fetcher(mirror)
+    problems: list[str] = []
+    fetched = 0
     (dest / COMPLETE).unlink(missing_ok=True)
     for entry in entries:
         target = dest / entry.path
@@ -142,27 +165,120 @@ def fetch(dest: Path, mirror: str | None, manifest: Path = MANIFEST) -> list[str
         fetched += 1
     if not problems:
         write_atomically(dest / COMPLETE, manifest.read_bytes())
-        print(f"reference data in {dest}: {len(entries)} files ({fetched} downloaded)")
+        print(f"{what} in {dest}: {len(entries)} files ({fetched} downloaded)")
     return problems
+
+
+@dataclass(frozen=True)
+class Provenance:
+    """Where the files under `local` in the chart sources come from: `upstream` in a GitHub repository."""
+
+    local: str  # a folder (ending in /) or a file under the chart sources
+    repository: str  # OWNER/NAME
+    commit: str
+    upstream: str  # the same folder or file in that repository at that commit
+
+    def url(self, path: str) -> str:
+        rest = path[len(self.local) :]
+        return f"https://raw.githubusercontent.com/{self.repository}/{self.commit}/{self.upstream}{rest}"
+
+
+_ISTIO = ("istio/istio", "7359d8be2504f2b191f7d94156af08e6590d2d1c")
+_PROMETHEUS = ("prometheus-community/helm-charts", "0ec2d0e3d0312070e2dc267a3ce77b4298a16cdd")
+# The provenance table of ../shared/chart-sources/README.md. The longest matching `local` wins, so
+# prometheus's vendored subcharts map to the same commit's charts/<name>/ folders, not charts/prometheus/.
+CHART_PROVENANCE = (
+    Provenance("istio-base-1.27.0/", *_ISTIO, "manifests/charts/base/"),
+    Provenance("istio-istiod-1.27.0/", *_ISTIO, "manifests/charts/istio-control/istio-discovery/"),
+    Provenance("istio-cni-1.27.0/", *_ISTIO, "manifests/charts/istio-cni/"),
+    Provenance("istio-ztunnel-1.27.0/", *_ISTIO, "manifests/charts/ztunnel/"),
+    # Its charts/crds/ subchart and charts/frr-k8s-0.0.20.tgz are in the repository under charts/metallb/.
+    Provenance("metallb-0.15.2/", "metallb/metallb", "942c2fe54a75ac6353d3099eeebff33b6b8fe3f0", "charts/metallb/"),
+    Provenance(
+        "nfs-subdir-external-provisioner-4.0.18/",
+        "kubernetes-sigs/nfs-subdir-external-provisioner",
+        "c2a2d5d544781e3d3e4d7a7e2d21a8e64cf6d9d1",
+        "charts/nfs-subdir-external-provisioner/",
+    ),
+    Provenance("grafana-9.3.2/", "grafana/helm-charts", "ac7ea2dbc5fb843c5462b5e6f03421aebe37d48f", "charts/grafana/"),
+    Provenance("prometheus-27.31.0/", *_PROMETHEUS, "charts/prometheus/"),
+    Provenance("prometheus-27.31.0/charts/", *_PROMETHEUS, "charts/"),
+    # The published archives themselves (kyverno's from its gh-pages branch).
+    Provenance("kyverno-3.5.3.tgz", "kyverno/kyverno", "ffe99cd42a9c043aa54fb8193c9017230a8f7fee", "kyverno-3.5.3.tgz"),
+    Provenance(
+        "kiali-server-2.14.0.tgz",
+        "kiali/helm-charts",
+        "e02e14e3321a555acd31efc9277752713b77e2d9",
+        "docs/kiali-server-2.14.0.tgz",
+    ),
+)
+# Files of the chart sources folder that are not upstream chart files: its own README (the provenance
+# table) and the marker this script writes.
+NOT_UPSTREAM = ("README.md", COMPLETE)
+
+CHART_MANIFEST_HEADER = """\
+# The whole charts of the Helm releases meshlab installs, for the real-apply tier's chart repository
+# (tests/apply/chart_repository.py). `make reference` downloads them into .cache/chart-sources
+# (tools/fetch_reference.py) for a clone that has no ../shared/chart-sources beside it. Where each
+# chart comes from: ../shared/chart-sources/README.md. Istio's are the unedited sources at the tag:
+# the release edits (version, hub, tag) are made when packaging, so these checksums are of the sources.
+#
+# One file per line: SHA-256, path under the chart sources folder, upstream URL at a pinned commit.
+# Generated by `python -m tools.fetch_reference --write-chart-manifest`; do not edit by hand.
+"""
+
+
+def chart_manifest(folder: Path) -> str:
+    """The chart manifest for every upstream file under `folder`, mapped through CHART_PROVENANCE."""
+    lines = []
+    for path in sorted(p for p in folder.rglob("*") if p.is_file()):
+        relative = path.relative_to(folder).as_posix()
+        if relative in NOT_UPSTREAM:
+            continue
+        matches = [p for p in CHART_PROVENANCE if relative == p.local or relative.startswith(p.local.rstrip("/") + "/")]
+        if not matches:
+            raise ValueError(f"{path}: no provenance for this file in CHART_PROVENANCE (tools/fetch_reference.py)")
+        source = max(matches, key=lambda p: len(p.local))
+        lines.append(f"{sha256(path.read_bytes())}  {relative}  {source.url(relative)}\n")
+    return CHART_MANIFEST_HEADER + "".join(lines)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="tools/fetch_reference.py", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--dest", type=Path, default=CACHE, help=f"target folder (default: {CACHE})")
+    parser.add_argument("--dest", type=Path, default=CACHE, help=f"reference data folder (default: {CACHE})")
+    parser.add_argument(
+        "--charts-dest", type=Path, default=CHART_CACHE, help=f"chart sources folder (default: {CHART_CACHE})"
+    )
     parser.add_argument(
         "--mirror",
         default=os.environ.get("MESHLAB_REFERENCE_MIRROR"),
         help="base URL of a mirror laid out as MIRROR/HOST/PATH (default: $MESHLAB_REFERENCE_MIRROR, else upstream)",
     )
+    parser.add_argument(
+        "--write-chart-manifest",
+        action="store_true",
+        help=f"write {CHART_MANIFEST.relative_to(ROOT)} from the chart sources in {CHART_SHARED}, download nothing",
+    )
     parser.add_argument("--manifest", type=Path, default=MANIFEST, help=argparse.SUPPRESS)
+    parser.add_argument("--chart-manifest", type=Path, default=CHART_MANIFEST, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
-    problems = fetch(args.dest, args.mirror, args.manifest)
-    if problems:
-        print(f"fetch_reference: {len(problems)} of the reference files could not be fetched:", file=sys.stderr)
-        for problem in problems:
-            print(f"  - {problem}", file=sys.stderr)
-        return 1
-    return 0
+    if args.write_chart_manifest:
+        text = chart_manifest(CHART_SHARED)
+        args.chart_manifest.write_text(text)
+        print(f"{args.chart_manifest}: {len(read_manifest(args.chart_manifest))} files of {CHART_SHARED}")
+        return 0
+    # One fetcher: a URL both manifests name (a published chart archive) is downloaded once.
+    fetcher = Fetcher(args.mirror)
+    failed = {
+        "reference files": fetch(args.dest, args.mirror, args.manifest, "reference data", fetcher),
+        "chart source files": fetch(args.charts_dest, args.mirror, args.chart_manifest, "chart sources", fetcher),
+    }
+    for what, problems in failed.items():
+        if problems:
+            print(f"fetch_reference: {len(problems)} of the {what} could not be fetched:", file=sys.stderr)
+            for problem in problems:
+                print(f"  - {problem}", file=sys.stderr)
+    return 1 if any(failed.values()) else 0
 
 
 if __name__ == "__main__":
