@@ -21,12 +21,10 @@ import yaml
 from pulumi.runtime import config as runtime_config
 from pydantic import SecretStr, ValidationError
 
-from config.settings import NAMESPACE, SECTIONS, Settings, config_key, field_sections
+from config.settings import NAMESPACE, SECRET_PLACEHOLDER, SECTIONS, Settings, config_key, field_sections
 from config.stack_yaml import GoTime, StackDocument, UnsupportedValueError, go_print, load_stack_document, wire_value
 from config.validation import Problem, SettingsError, validate
 
-# Stands in for a value that is encrypted in the stack file (tools cannot decrypt it).
-SECRET_PLACEHOLDER = "[secret]"
 # Keys whose values must be stored encrypted: every SecretStr field.
 SECRET_KEYS = frozenset(
     config_key(name)

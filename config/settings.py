@@ -20,6 +20,8 @@ from pydantic.alias_generators import to_camel
 from config import versions
 
 NAMESPACE = "meshlab"
+# Stands in for a value that is encrypted in the stack file (tools read it without the passphrase).
+SECRET_PLACEHOLDER = "[secret]"
 # Every VirtualBox NAT adapter sits on this network (guest 10.0.2.15); nothing of ours may overlap it.
 VIRTUALBOX_NAT = IPv4Network("10.0.2.0/24")
 # VirtualBox 6.1.28+ on Linux/macOS accepts host-only addresses only here, unless
@@ -495,6 +497,11 @@ class AppSettings(_Section):
         default="off",
         description="Mesh benchmark: fortio in four namespaces (no mesh, sidecar, ambient, ambient + waypoint) "
         "for tools.bench_mesh; rollout phase 3 or later.",
+    )
+    benchmark_nodes: list[str] = Field(
+        default_factory=list,
+        description="The two nodes (by name) the benchmark's servers and clients are pinned to; empty picks two "
+        "agents of meshlab:agents. Required on an existing cluster.",
     )
 
 

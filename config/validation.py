@@ -21,6 +21,7 @@ from config.settings import (
     ETCD_SERVER_COUNTS,
     IMAGE_FORMATS,
     MINIMUM_RESOURCES,
+    SECRET_PLACEHOLDER,
     VIRTUALBOX_NAT,
     AccessSettings,
     AppSettings,
@@ -510,7 +511,9 @@ def check_existing_cluster(settings: Settings) -> Iterator[Problem]:
     """An existing cluster (meshlab:kubeconfig): a usable kubeconfig, and none of the settings only a cluster
     meshlab builds reads (each would be silently ignored)."""
     kubeconfig_key = config_key("kubeconfig")
-    problem = kubeconfig_problem(settings.cluster.kubeconfig.get_secret_value())
+    kubeconfig = settings.cluster.kubeconfig.get_secret_value()
+    # Tools read an encrypted kubeconfig as a placeholder: only the program sees (and checks) the text.
+    problem = kubeconfig_problem(kubeconfig) if kubeconfig != SECRET_PLACEHOLDER else ""
     if problem:
         yield Problem(kubeconfig_key, "[secret]", problem)
     for section, field in built_cluster_fields():
@@ -527,6 +530,13 @@ def check_existing_cluster(settings: Settings) -> Iterator[Problem]:
             config_key("rollout_phase"),
             1,
             f"phase 1 is hosts and cluster, which meshlab does not build with {kubeconfig_key}: start at 2",
+        )
+    nodes = settings.apps.benchmark_nodes
+    if settings.apps.benchmark == "on" and len(nodes) != 2:
+        yield Problem(
+            config_key("benchmark_nodes"),
+            _shown_value(nodes),
+            "name two of the cluster's nodes (kubernetes.io/hostname) to pin the benchmark's servers and clients to",
         )
     server = settings.cluster.nfs_server
     if server and not (_is_ipv4(server) or _DNS_NAME.match(server)):

@@ -11,8 +11,8 @@ import pytest
 from pulumi.errors import RunError
 
 from components.cluster.files import nfs_export_line
-from config.loader import SECRET_PLACEHOLDER, StackConfig, read_stack_file, settings_from_config
-from config.settings import field_sections, promotable_keys, unused_dhcp_address
+from config.loader import StackConfig, read_stack_file, settings_from_config
+from config.settings import SECRET_PLACEHOLDER, field_sections, promotable_keys, unused_dhcp_address
 from config.validation import SettingsError
 from tests.conftest import STACKS
 from tools.render import LabMocks, RecordingMonitor, render, with_overrides

@@ -54,7 +54,7 @@ class FakeApi:
             "STATE": str(self.root / "state"),
             "ACCOUNT": str(self.root / "account"),
         }
-        return subprocess.run([SH, "-c", WAIT_SCRIPT], env=env, capture_output=True, text=True, timeout=30)
+        return subprocess.run([SH, "-c", WAIT_SCRIPT], env=env, capture_output=True, text=True, timeout=30, check=False)
 
     def calls(self) -> list[str]:
         return (self.root / "state" / "calls").read_text().splitlines()

@@ -73,7 +73,11 @@ CASES: tuple[BenchCase, ...] = (
 
 
 def bench_nodes(settings: Settings) -> tuple[str, str]:
-    """(server node, client node): two agents when there are two, else two of all the nodes (one if alone)."""
+    """(server node, client node): meshlab:benchmarkNodes, else two agents when there are two, else two of all
+    the nodes (one if alone)."""
+    if settings.apps.benchmark_nodes:
+        server, client = settings.apps.benchmark_nodes
+        return server, client
     topology = settings.topology
     candidates = topology.agents if len(topology.agents) >= 2 else topology.nodes
     names = [node.name for node in candidates]

@@ -14,11 +14,14 @@ import yaml
 from components.cluster.access import ClusterAccess
 from components.cluster.nfs import NfsExport
 from components.sources import Sources
-from config.settings import NAMESPACE, Settings
+from config.settings import NAMESPACE, SECRET_PLACEHOLDER, Settings
 
 
 def api_server(kubeconfig: str) -> str:
-    """The server of the kubeconfig's current context (validation has checked it names one)."""
+    """The server of the kubeconfig's current context (validation has checked it names one); empty for the
+    placeholder of an encrypted kubeconfig that offline tools render with."""
+    if kubeconfig == SECRET_PLACEHOLDER:
+        return ""
     document = yaml.safe_load(kubeconfig)
     context = next(c["context"] for c in document["contexts"] if c["name"] == document["current-context"])
     return str(next(c["cluster"]["server"] for c in document["clusters"] if c["name"] == context["cluster"]))
