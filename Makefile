@@ -13,7 +13,7 @@ POLICY_CONFIG := $(wildcard policy-pack/config/$(STACK).json)
 POLICY := --policy-pack policy-pack $(if $(POLICY_CONFIG),--policy-pack-config $(POLICY_CONFIG))
 
 .PHONY: venv test test-offline lint plan up preview destroy bench project-file cloud-init-validator reference clean engine \
-	test-engine test-plugins kube test-kube vm test-vm mutation
+	test-engine test-plugins kube test-kube vm test-vm test-apply mutation
 
 venv: $(VENV)/.installed
 
@@ -41,7 +41,7 @@ lint: venv
 # what they need into caches outside the repository when missing (the Go toolchains about 20 minutes
 # cold on 2 cores, the guest image a few minutes; seconds when cached); `make test-offline` is the quick
 # loop (lint, types, shellcheck, pytest).
-test: test-offline test-engine test-kube test-vm
+test: test-offline test-engine test-kube test-apply test-vm
 
 test-offline: venv cloud-init-validator lint
 	$(BIN)/python -m pytest -n auto
@@ -72,6 +72,13 @@ kube:
 
 test-kube: venv kube
 	$(BIN)/python -m pytest tests/kube
+
+# Real apply: `pulumi up` of meshlab's own program (the engine's toolchain) onto the kube tier's control plane
+# with kube-scheduler and KWOK fake nodes, the charts from a repository on loopback; up, up again, the
+# rollout back and forth, refused changes, destroy, an interrupted up. In a network namespace of its own
+# that holds only loopback (root). The webhook admission plugins are off: no webhook serves on fake nodes.
+test-apply: venv engine kube
+	unshare --net -- bash -c 'ip link set lo up && exec $(BIN)/python -m pytest -s tests/apply'
 
 # Real VMs: QEMU and the image tools from Debian packages, then the stand-in guest image built from
 # Debian packages (cached outside the repository, keyed by its package list); `make test-vm` boots

@@ -397,6 +397,7 @@ class ControlPlane:
     work: Path  # certificates, config files, logs, kubectl caches
     data_root: Path = SHM  # etcd's data directory goes here (tmpfs)
     seed_data: Path | None = None  # another (stopped) plane's etcd data to start from
+    apiserver_extra_args: list[str] = field(default_factory=list)  # e.g. the apply tier's plugins turned off
     processes: list[Process] = field(default_factory=list)
     timings: dict[str, float] = field(default_factory=dict)
     cpu: dict[str, float] = field(default_factory=dict)  # CPU seconds of each process, read as it stops
@@ -494,6 +495,7 @@ class ControlPlane:
                 # The advertised address is loopback, which Endpoints may not hold.
                 "--endpoint-reconciler-type=none",
                 "--profiling=false",
+                *self.apiserver_extra_args,
             ],
         )
 
