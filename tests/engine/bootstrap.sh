@@ -217,6 +217,9 @@ language_host() {
 timed language_host
 
 # --- provider plugins: the Kubernetes provider from its module, the others as stand-ins
+standin_does() { # what the stand-in under a provider's name does (random also makes RandomPasswords)
+  if [[ $1 == random ]]; then echo "previews, and creates RandomPasswords; nothing else"; else echo "previews only, creates nothing"; fi
+}
 provider() { # short name (kubernetes)
   local short=$1 up name src err
   up=$(tr '[:lower:]' '[:upper:]' <<<"$short")
@@ -256,7 +259,7 @@ standin() { # short name (command, random, tls)
   plugin_var=${up}_PLUGIN_VERSION
   plugin_version=${!plugin_var}
   build_plugin "pulumi-resource-$1" "-X main.name=$1 -X main.version=$plugin_version" \
-    "STAND-IN for $1 $plugin_version (tests/engine/plugins/standin-provider): previews only, runs nothing"
+    "STAND-IN for $1 $plugin_version (tests/engine/plugins/standin-provider): $(standin_does "$1")"
 }
 for p in command random tls; do timed standin "$p"; done
 

@@ -30,7 +30,7 @@ def _what_runs() -> list[str]:
     return [
         f"engine tier: pulumi {versions['PULUMI_CLI_VERSION']} (real), meshlab's own Python language host, kubernetes "
         f"{versions['KUBERNETES_PLUGIN_VERSION']} (real, built from {versions['KUBERNETES_MODULE_VERSION']})",
-        f"engine tier: STAND-IN providers (previews only, never deploy): {standins}",
+        f"engine tier: STAND-IN providers (previews; random also creates RandomPasswords): {standins}",
         f"engine tier: toolchain {toolchain.cache_dir()}",
     ]
 

@@ -5,8 +5,9 @@
 //	go build -ldflags "-X main.name=command -X main.version=1.2.1" -o pulumi-resource-command .
 //
 // It answers as those providers do on a first `pulumi preview` (inputs echoed, computed outputs
-// unknown) and refuses anything else. It never runs a command, generates a key or a password, or
-// touches the network or a file.
+// unknown) and refuses anything else, except that the random stand-in really creates, refreshes and
+// deletes random:index/randomPassword:RandomPassword (password.go), which a `pulumi up` needs. It
+// never runs a command, generates a key, or touches the network or a file.
 package main
 
 import (

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"sort"
 	"strings"
+	"sync/atomic"
 
 	pulumirpc "github.com/pulumi/pulumi/sdk/v3/proto/go"
 	"google.golang.org/grpc"
@@ -17,12 +18,17 @@ import (
 )
 
 // standIn answers the ResourceProvider protocol as a real provider does on a first `pulumi preview`,
-// and refuses everything that would need a real resource. It holds no state: nothing is ever created.
+// and refuses everything that would need a real resource, with one exception: the random stand-in
+// creates RandomPasswords (password.go). A password lives in the engine's state only, so the
+// stand-in keeps nothing itself.
 type standIn struct {
 	pulumirpc.UnimplementedResourceProviderServer
 
 	name    string // the package, e.g. "command"
 	version string // the version it is installed and reported under, e.g. "1.2.1"
+
+	// acceptSecrets: the engine said in Configure that it takes secret-wrapped outputs.
+	acceptSecrets atomic.Bool
 }
 
 func newStandIn(name, version string) *standIn {
@@ -104,21 +110,31 @@ func (p *standIn) DiffConfig(context.Context, *pulumirpc.DiffRequest) (*pulumirp
 }
 
 // Configure: supportsPreview makes the engine send preview Creates and Updates here instead of
-// making up the result itself.
-func (p *standIn) Configure(context.Context, *pulumirpc.ConfigureRequest) (*pulumirpc.ConfigureResponse, error) {
+// making up the result itself. Whether the engine takes secret outputs decides how a password's
+// result is returned.
+func (p *standIn) Configure(_ context.Context, req *pulumirpc.ConfigureRequest) (*pulumirpc.ConfigureResponse, error) {
+	p.acceptSecrets.Store(req.GetAcceptSecrets())
 	return &pulumirpc.ConfigureResponse{AcceptSecrets: true, AcceptResources: true, SupportsPreview: true}, nil
 }
 
 // Check: the inputs are taken as they are. The struct is passed back untouched, so unknown values
-// (the engine's sentinel string) and secrets (signature-tagged objects) survive as they came.
+// (the engine's sentinel string) and secrets (signature-tagged objects) survive as they came. A
+// RandomPassword's inputs the stand-in would refuse to create are reported as failures.
 func (p *standIn) Check(_ context.Context, req *pulumirpc.CheckRequest) (*pulumirpc.CheckResponse, error) {
-	return &pulumirpc.CheckResponse{Inputs: req.GetNews()}, nil
+	var failures []*pulumirpc.CheckFailure
+	if p.makesPasswords(typeOf(req.GetType(), req.GetUrn())) {
+		failures = checkPassword(req.GetNews())
+	}
+	return &pulumirpc.CheckResponse{Inputs: req.GetNews(), Failures: failures}, nil
 }
 
 // Diff compares the old inputs (the old outputs if the engine sent no inputs) with the new ones, key
 // by key on the wire form: a value that differs in any way is a change, so is one unknown now (old
-// inputs are always known).
+// inputs are always known). A RandomPassword is diffed as the real provider does (diffPassword).
 func (p *standIn) Diff(_ context.Context, req *pulumirpc.DiffRequest) (*pulumirpc.DiffResponse, error) {
+	if p.makesPasswords(typeOf(req.GetType(), req.GetUrn())) {
+		return diffPassword(req), nil
+	}
 	olds := req.GetOldInputs()
 	if olds == nil {
 		olds = req.GetOlds()
@@ -152,11 +168,15 @@ func changedKeys(olds, news map[string]*structpb.Value) []string {
 // a RandomPassword's result, a PrivateKey's PEMs) are simply absent, which the Python SDK takes as
 // unknown in a dry run: pulumi/runtime/rpc.py, resolve_properties (pulumi 3.272.0), resolves every
 // resolver whose key is missing with known = not settings.is_dry_run() and not
-// resolve_missing_as_unknown, so known=False on a preview.
+// resolve_missing_as_unknown, so known=False on a preview. Outside a preview only a RandomPassword
+// is created; anything else is refused.
 func (p *standIn) Create(_ context.Context, req *pulumirpc.CreateRequest) (*pulumirpc.CreateResponse, error) {
 	if !req.GetPreview() {
-		return nil, p.refuse(fmt.Sprintf("cannot create %s %q",
-			typeOf(req.GetType(), req.GetUrn()), nameOf(req.GetName(), req.GetUrn())))
+		typ := typeOf(req.GetType(), req.GetUrn())
+		if p.makesPasswords(typ) {
+			return p.createPassword(req)
+		}
+		return nil, p.refuse(fmt.Sprintf("cannot create %s %q", typ, nameOf(req.GetName(), req.GetUrn())))
 	}
 	return &pulumirpc.CreateResponse{Id: "", Properties: req.GetProperties()}, nil
 }
@@ -170,14 +190,24 @@ func (p *standIn) Update(_ context.Context, req *pulumirpc.UpdateRequest) (*pulu
 	return &pulumirpc.UpdateResponse{Properties: req.GetNews()}, nil
 }
 
-// Delete succeeds: the stand-in never created anything, so there is nothing to remove.
+// Delete succeeds: a RandomPassword exists only in the engine's state, and the stand-in created
+// nothing else, so there is nothing to remove.
 func (p *standIn) Delete(context.Context, *pulumirpc.DeleteRequest) (*emptypb.Empty, error) {
 	return &emptypb.Empty{}, nil
 }
 
+// Read (refresh) of a RandomPassword returns the state it is given: the password exists nowhere
+// else. Without a state (an import) there is nothing to read.
 func (p *standIn) Read(_ context.Context, req *pulumirpc.ReadRequest) (*pulumirpc.ReadResponse, error) {
-	return nil, p.refuse(fmt.Sprintf("cannot read %s %q (id %q)",
-		typeOf(req.GetType(), req.GetUrn()), nameOf(req.GetName(), req.GetUrn()), req.GetId()))
+	typ, name := typeOf(req.GetType(), req.GetUrn()), nameOf(req.GetName(), req.GetUrn())
+	if p.makesPasswords(typ) {
+		if len(req.GetProperties().GetFields()) == 0 {
+			return nil, p.errorf(codes.Unimplemented, "cannot read %s %q (id %q): the stand-in reads back "+
+				"only a password it created, from the state; it cannot import one", typ, name, req.GetId())
+		}
+		return &pulumirpc.ReadResponse{Id: req.GetId(), Properties: req.GetProperties(), Inputs: req.GetInputs()}, nil
+	}
+	return nil, p.refuse(fmt.Sprintf("cannot read %s %q (id %q)", typ, name, req.GetId()))
 }
 
 func (p *standIn) Invoke(_ context.Context, req *pulumirpc.InvokeRequest) (*pulumirpc.InvokeResponse, error) {

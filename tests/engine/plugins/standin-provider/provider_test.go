@@ -27,12 +27,17 @@ const (
 // client serves a stand-in for command 1.2.1 on a loopback port and dials it, as the engine does.
 func client(t *testing.T) pulumirpc.ResourceProviderClient {
 	t.Helper()
+	return clientOf(t, "command", "1.2.1")
+}
+
+func clientOf(t *testing.T, name, version string) pulumirpc.ResourceProviderClient {
+	t.Helper()
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
 	srv := grpc.NewServer()
-	pulumirpc.RegisterResourceProviderServer(srv, newStandIn("command", "1.2.1"))
+	pulumirpc.RegisterResourceProviderServer(srv, newStandIn(name, version))
 	go func() { _ = srv.Serve(lis) }()
 	t.Cleanup(srv.Stop)
 	return dial(t, lis.Addr().String())
@@ -87,11 +92,18 @@ func assertSame(t *testing.T, want resource.PropertyMap, got *structpb.Struct) {
 	}
 }
 
-// refused: the call failed with Unimplemented, naming the stand-in and each of wants.
+// refused: the call failed with Unimplemented, naming the command stand-in and each of wants.
 func refused(t *testing.T, err error, wants ...string) {
 	t.Helper()
-	if status.Code(err) != codes.Unimplemented {
-		t.Fatalf("want an Unimplemented error, got %v", err)
+	failedWith(t, err, codes.Unimplemented, prefix, wants...)
+}
+
+// failedWith: the call failed with code, its message starting with the stand-in's prefix and saying
+// each of wants.
+func failedWith(t *testing.T, err error, code codes.Code, prefix string, wants ...string) {
+	t.Helper()
+	if status.Code(err) != code {
+		t.Fatalf("want a %v error, got %v", code, err)
 	}
 	msg := status.Convert(err).Message()
 	if !strings.HasPrefix(msg, prefix) {
