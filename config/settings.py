@@ -523,9 +523,15 @@ class Settings(BaseModel):
     @field_validator("cluster")
     @classmethod
     def _operator_replicas_from_topology(cls, cluster: ClusterSettings, info: ValidationInfo) -> ClusterSettings:
-        """An unset operator count follows the topology: a replica never shares a node with another."""
+        """An unset operator count follows the topology: a replica never shares a node with another. An
+        existing cluster's operator is not meshlab's to count (and a count filled in here would read as set:
+        validation refuses built-cluster settings there)."""
         topology = info.data.get("topology")
-        if cluster.cilium_operator_replicas is not None or not isinstance(topology, TopologySettings):
+        if (
+            cluster.existing
+            or cluster.cilium_operator_replicas is not None
+            or not isinstance(topology, TopologySettings)
+        ):
             return cluster
         replicas = max(1, min(DEFAULT_OPERATOR_REPLICAS, len(topology.nodes)))
         return cluster.model_copy(update={"cilium_operator_replicas": replicas})
@@ -573,9 +579,21 @@ def built_cluster_fields() -> list[tuple[str, str]]:
     return fields + [(section, name) for section, names in _BUILT_CLUSTER_FIELDS.items() for name in names]
 
 
+def cluster_name(stack: str) -> str:
+    """The name a stack's cluster goes by (the provider's cluster identifier, namespace owner labels)."""
+    return f"{NAMESPACE}-{stack}"
+
+
 def config_key(field_name: str) -> str:
     """The Pulumi config key of a settings field."""
     return f"{NAMESPACE}:{to_camel(field_name)}"
+
+
+def is_secret_placeholder(value: str) -> bool:
+    """Whether `value` stands in for an encrypted stack-file value that offline tools cannot read: the
+    placeholder, or tools.snapshot's "[secret DIGEST]" (a digest of the ciphertext, so that a diff sees a
+    changed secret). Only the program run by the Pulumi CLI sees the text itself."""
+    return value == SECRET_PLACEHOLDER or (value.startswith("[secret ") and value.endswith("]"))
 
 
 def field_sections() -> dict[str, str]:

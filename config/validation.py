@@ -21,7 +21,6 @@ from config.settings import (
     ETCD_SERVER_COUNTS,
     IMAGE_FORMATS,
     MINIMUM_RESOURCES,
-    SECRET_PLACEHOLDER,
     VIRTUALBOX_NAT,
     AccessSettings,
     AppSettings,
@@ -36,6 +35,7 @@ from config.settings import (
     TopologySettings,
     built_cluster_fields,
     config_key,
+    is_secret_placeholder,
     unused_dhcp_address,
 )
 
@@ -491,20 +491,25 @@ def check_built_cluster_required(settings: Settings) -> Iterator[Problem]:
     for field in ("host_only_cidr", "api_vip"):
         if getattr(settings.network, field) is None:
             yield Problem(config_key(field), unset, "required setting is missing from the stack config")
-    if settings.cluster.nfs_server:
+
+
+def check_built_cluster_nfs(cluster: ClusterSettings) -> Iterator[Problem]:
+    """meshlab:nfsServer belongs to an existing cluster: a cluster meshlab builds exports NFS itself."""
+    if cluster.nfs_server:
         yield Problem(
             config_key("nfs_server"),
-            settings.cluster.nfs_server,
+            cluster.nfs_server,
             f"only with {config_key('kubeconfig')}: on a cluster meshlab builds, the first server exports NFS",
         )
 
 
 def _shown_value(value: Any) -> Any:
+    """A setting's value as the user wrote it: nodes as NAME=IP, lists comma-separated, secrets hidden."""
     if isinstance(value, SecretStr):
         return "[secret]"
     if isinstance(value, list):
-        return ", ".join(str(item) for item in value) or "[]"
-    return value
+        return ", ".join(_node_value(item) if isinstance(item, NodeSpec) else str(item) for item in value) or "[]"
+    return "(empty)" if value is None else value
 
 
 def check_existing_cluster(settings: Settings) -> Iterator[Problem]:
@@ -513,12 +518,17 @@ def check_existing_cluster(settings: Settings) -> Iterator[Problem]:
     kubeconfig_key = config_key("kubeconfig")
     kubeconfig = settings.cluster.kubeconfig.get_secret_value()
     # Tools read an encrypted kubeconfig as a placeholder: only the program sees (and checks) the text.
-    problem = kubeconfig_problem(kubeconfig) if kubeconfig != SECRET_PLACEHOLDER else ""
+    problem = "" if is_secret_placeholder(kubeconfig) else kubeconfig_problem(kubeconfig)
     if problem:
         yield Problem(kubeconfig_key, "[secret]", problem)
     for section, field in built_cluster_fields():
         model = getattr(settings, section)
-        if field in model.model_fields_set:
+        # Compared with the default, not "was it given": the Pulumi CLI hands the program every key
+        # Pulumi.yaml declares, with its default.
+        value, default = getattr(model, field), type(model).model_fields[field].get_default(call_default_factory=True)
+        if isinstance(value, SecretStr) and isinstance(default, SecretStr):
+            value, default = value.get_secret_value(), default.get_secret_value()
+        if value != default:
             yield Problem(
                 config_key(field),
                 _shown_value(getattr(model, field)),
@@ -597,16 +607,15 @@ def validate(settings: Settings) -> list[Problem]:
         return [*check_existing_cluster(settings), *common]
     required = list(check_built_cluster_required(settings))
     if required:
-        return [*required, *check_hosts(settings.hosts), *common]
+        return [*required, *check_built_cluster_nfs(settings.cluster), *check_hosts(settings.hosts), *common]
     problems = [
+        *check_built_cluster_nfs(settings.cluster),
         *check_topology(settings.topology),
         *check_hosts(settings.hosts),
         *check_existing(settings.hosts, settings.access, settings.network),
         *check_network(settings.network, settings.topology, settings.hosts),
         *check_cluster(settings.cluster, settings.network, settings.topology),
-        *check_mesh(settings.mesh),
-        *check_platform(settings.platform, settings.network),
-        *check_apps(settings.apps),
+        *common,
     ]
     if not problems:
         try:

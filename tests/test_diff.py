@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 import yaml
 
+from config import versions
 from tests.conftest import ROOT
 from tools import diff as plan_diff
 from tools import plan
@@ -279,3 +280,56 @@ def test_a_ref_from_before_the_renderer_is_refused_with_a_reason(tmp_path):
     process = plan_diff.start_snapshot(tmp_path, "lab")
     with pytest.raises(plan_diff.DiffError, match=r"v0\.1 predates the offline renderer"):
         plan_diff.finish_snapshot(process, "v0.1")
+
+
+MIRROR = "https://charts.example.internal/meshlab"
+
+
+def test_a_changed_chart_repository_shows_in_every_helm_release(repo, sides, tmp_path):
+    """A mirror (meshlab:chartRepository) changes where each release's chart comes from, and nothing else."""
+    document = _stack_document(repo)
+    document["config"]["meshlab:chartRepository"] = MIRROR
+    result = plan_diff.compare(sides[0], snapshot("lab", _write_stack(tmp_path / "Pulumi.lab.yaml", document)), "HEAD")
+    upstream = {chart.name: chart.repository for chart in versions.CHARTS.values()}
+    releases = [entry for entry in plan_diff.entries(sides[0]).values() if entry.type == HELM_RELEASE]
+    assert len(releases) == len(upstream)
+    assert sorted(changed.entry.name for changed in result.changed) == sorted(entry.name for entry in releases)
+    for changed in result.changed:
+        [change] = changed.changes
+        assert change.path == "repositoryOpts.repo"
+        assert (change.old, change.new) == (upstream[changed.entry.inputs["chart"]], MIRROR)
+    assert (result.added, result.removed) == ([], [])
+    assert f"`{MIRROR}`" in plan_diff.markdown(result)
+
+
+EXISTING_CLUSTER_STACK = """\
+config:
+  meshlab:kubeconfig:
+    secure: {ciphertext}
+  meshlab:metallbPool: 10.20.0.200-10.20.0.220
+  meshlab:nfsServer: nfs.example.internal
+"""
+
+
+def test_an_existing_cluster_stack_diffs_with_its_kubeconfig_encrypted(tmp_path):
+    """The diff renders both sides from stack files it cannot decrypt: a new kubeconfig (new credentials) is
+    a changed secret of the cluster's provider, and a mirror changes every release."""
+    before, after = tmp_path / "before" / "Pulumi.mycluster.yaml", tmp_path / "after" / "Pulumi.mycluster.yaml"
+    for path in (before, after):
+        path.parent.mkdir()
+    before.write_text(EXISTING_CLUSTER_STACK.format(ciphertext=CIPHERTEXT_BEFORE))
+    after.write_text(
+        EXISTING_CLUSTER_STACK.format(ciphertext=CIPHERTEXT_AFTER) + f"  meshlab:chartRepository: {MIRROR}\n"
+    )
+    result = plan_diff.compare(snapshot("mycluster", before), snapshot("mycluster", after), "HEAD")
+    assert (result.added, result.removed) == ([], [])
+    changed = {c.entry.name: c for c in result.changed}
+    [provider] = [c for c in result.changed if c.entry.type == "pulumi:providers:kubernetes"]
+    [change] = provider.changes
+    assert change.path == "kubeconfig"
+    assert isinstance(change.old, plan_diff.Secret) and isinstance(change.new, plan_diff.Secret)
+    assert change.old != change.new
+    releases = [name for name, c in changed.items() if c.entry.type == HELM_RELEASE]
+    assert len(releases) == len(versions.CHARTS)
+    assert set(changed) == {provider.entry.name, *releases}
+    assert CIPHERTEXT_AFTER not in plan_diff.markdown(result)

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from config import versions
 from tests.conftest import ROOT, expected_resource_count
 from tools import plan
 from tools.render import Registration, Rendering, render
@@ -221,3 +222,34 @@ def test_plan_policy_falls_back_to_the_pack_defaults_for_a_stack_without_config(
     stack_file.write_text((ROOT / "Pulumi.lab.yaml").read_text())
     assert plan.main(["sandbox", "--policy", "--config-file", str(stack_file)]) == 0
     assert capsys.readouterr().out.startswith("policy check of stack sandbox (the pack's defaults): ")
+
+
+EXAMPLE_EXISTING_CLUSTER = ROOT / "docs" / "examples" / "Pulumi.mycluster.yaml"
+
+
+def test_plan_renders_an_existing_cluster_stack_file_offline(tmp_path, capsys):
+    """No cluster and no passphrase: the kubeconfig stays encrypted, the cluster preflight is not run."""
+    path = tmp_path / "Pulumi.mycluster.yaml"
+    text = EXAMPLE_EXISTING_CLUSTER.read_text().replace("meshlab:rolloutPhase: 2", "meshlab:rolloutPhase: 4")
+    assert text != EXAMPLE_EXISTING_CLUSTER.read_text()
+    path.write_text(text + "  meshlab:kubeconfig:\n    secure: v1:dGVzdC1ub25jZQ==:a3ViZWNvbmZpZw==\n")
+
+    assert plan.main(["mycluster", "--config-file", str(path), "--json"]) == 0
+    resources = json.loads(capsys.readouterr().out)["resources"]
+    types = [r["type"] for r in resources]
+    assert types.count("meshlab:cluster:ExistingCluster") == 1
+    assert not [t for t in types if t.startswith(("meshlab:hosts:", "command:")) or t == "meshlab:cluster:Rke2Cluster"]
+    [provider] = [r for r in resources if r["type"] == "pulumi:providers:kubernetes"]
+    assert provider["inputs"]["kubeconfig"] == "[secret]"
+    releases = [r for r in resources if r["type"] == "kubernetes:helm.sh/v3:Release"]
+    assert len(releases) == len(versions.CHARTS)  # phase 4 with NFS storage: every pinned chart
+    mirror = yaml.safe_load(text)["config"]["meshlab:chartRepository"]
+    assert {r["inputs"]["repositoryOpts"]["repo"] for r in releases} == {mirror}
+
+    assert plan.main(["mycluster", "--config-file", str(path)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0] == f"stack mycluster: {len(resources)} resources"
+    assert "├─ cluster  [meshlab:cluster:ExistingCluster]" in lines
+    # No policy config of its own: the pack's defaults, and nothing mandatory violated.
+    assert plan.main(["mycluster", "--config-file", str(path), "--policy"]) == 0
+    assert "0 mandatory" in capsys.readouterr().out

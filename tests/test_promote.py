@@ -11,7 +11,8 @@ import pytest
 import yaml
 from meshlab_policy.engine import stack_config_path
 
-from config.settings import promotable_keys
+from config import versions
+from config.settings import built_cluster_fields, config_key, promotable_keys
 from tests.conftest import STACKS
 from tools import promote
 from tools.render import stack_file
@@ -217,3 +218,73 @@ def test_promotion_onto_existing_hosts_keeps_the_backend_and_its_login(stacks, c
     staging_after = _config(staging)
     assert "meshlab:hypervisor" not in staging_after and "meshlab:nodeInterface" not in staging_after
     assert staging_after["meshlab:prometheusRetention"] == "14d"
+
+
+# An existing cluster's stack file (meshlab:kubeconfig), its kubeconfig encrypted as `pulumi config set --secret`
+# stores it: tools read the placeholder, never the text.
+EXISTING_CLUSTER_STACK = """\
+# A cluster meshlab did not build: the platform goes onto it.
+config:
+  meshlab:kubeconfig:
+    secure: v1:dGVzdC1ub25jZQ==:a3ViZWNvbmZpZw==
+  meshlab:metallbPool: 10.20.0.200-10.20.0.220
+  meshlab:ingressDomain: site.example
+"""
+BUILT_CLUSTER_ONLY = {config_key(name) for _, name in built_cluster_fields()}
+
+
+@pytest.fixture
+def existing_cluster(stacks):
+    path = stacks / "Pulumi.mycluster.yaml"
+    path.write_text(EXISTING_CLUSTER_STACK)
+    return path
+
+
+def test_the_kubeconfig_is_never_promoted(stacks, existing_cluster, capsys):
+    assert "meshlab:kubeconfig" not in promotable_keys()
+    _append(existing_cluster, "  meshlab:istioVersion: 1.27.1\n")
+    staging_before = _config(stacks / "Pulumi.staging.yaml")
+    assert promote.main(["mycluster", "staging", "--write"]) == 0
+    out = capsys.readouterr().out
+    assert "  + meshlab:istioVersion: 1.27.1" in out and "kubeconfig" not in out
+    assert _config(stacks / "Pulumi.staging.yaml") == {**staging_before, "meshlab:istioVersion": "1.27.1"}
+
+
+def test_promotion_onto_an_existing_cluster_leaves_out_what_only_a_built_cluster_reads(
+    stacks, existing_cluster, capsys
+):
+    left_out = {
+        "meshlab:rke2Version": versions.RKE2,
+        "meshlab:etcdSnapshotRetention": 24,
+        "meshlab:ciliumOperatorReplicas": 3,
+    }
+    assert set(left_out) <= BUILT_CLUSTER_ONLY & set(promotable_keys())  # each one promote would copy otherwise
+    _append(
+        stacks / "Pulumi.lab.yaml",
+        "".join(f"  {key}: {value}\n" for key, value in left_out.items())
+        + "  meshlab:istioVersion: 1.27.1\n  meshlab:hubbleEnabled: false\n",
+    )
+    before = _config(existing_cluster)
+
+    assert promote.main(["lab", "mycluster", "--write"]) == 0
+    out = capsys.readouterr().out
+    assert "  + meshlab:istioVersion: 1.27.1" in out and "  + meshlab:hubbleEnabled: false" in out
+    noted = [line for line in out.splitlines() if "not promoted" in line]
+    assert sorted(key for line in noted for key in left_out if key in line) == sorted(left_out)
+    assert all("mycluster" in line and "meshlab:kubeconfig" in line for line in noted)
+    # The kubeconfig stays as it was (encrypted), and the file validates: the promotion's own check passed.
+    assert _config(existing_cluster) == {**before, "meshlab:istioVersion": "1.27.1", "meshlab:hubbleEnabled": False}
+    # Nothing is lagging any more: the settings left out are not the existing cluster's to have.
+    assert promote.main(["lab", "mycluster", "--check"]) == 0
+    assert "nothing to promote" in capsys.readouterr().out
+
+
+def test_promotion_from_an_existing_cluster_keeps_the_built_clusters_own(stacks, existing_cluster, capsys):
+    """The existing cluster cannot set RKE2's version: promoting from it must not reset staging's to the default."""
+    _append(stacks / "Pulumi.staging.yaml", f"  meshlab:rke2Version: {versions.RKE2}\n")
+    _append(existing_cluster, "  meshlab:prometheusRetention: 14d\n")
+    assert promote.main(["mycluster", "staging", "--write"]) == 0
+    out = capsys.readouterr().out
+    assert "meshlab:rke2Version" in next(line for line in out.splitlines() if "not promoted" in line)
+    after = _config(stacks / "Pulumi.staging.yaml")
+    assert after["meshlab:rke2Version"] == versions.RKE2 and after["meshlab:prometheusRetention"] == "14d"

@@ -10,6 +10,10 @@ What moves, and what stays:
   that SRC does not set means the default, so it is removed from DST. Every other key (addresses,
   node counts and sizes, hostnames, secrets) and every comment stays as it is; a key that comes
   or goes brings or takes the comment lines right above it.
+  Between a cluster meshlab builds and an existing one (`meshlab:kubeconfig`, never promoted: it is
+  a secret), the settings only a built cluster reads (`built_cluster_fields()`: RKE2's version, etcd
+  snapshots, Cilium's operator) are left out, with a note: an existing cluster refuses them, and
+  has none to hand on to a built one.
 - `policy-pack/config/DST.json`: each policy's settings (exemption and allow lists, the Istio
   root namespace, ...) become SRC's: they describe the components both stacks run. Enforcement
   levels (a policy's `enforcementLevel` or plain level, and `all`) are the environment's own:
@@ -34,7 +38,7 @@ from pathlib import Path
 from typing import Any
 
 from config.loader import read_stack_file, settings_from_config
-from config.settings import promotable_keys
+from config.settings import built_cluster_fields, config_key, promotable_keys
 from config.stack_yaml import config_values
 from config.validation import SettingsError
 from tools.plan import policy_report_lines, policy_resources
@@ -261,6 +265,8 @@ class Promotion:
     policy_config: dict[str, Any]
     new_policy_config: dict[str, Any]
     policy_changes: list[Change]
+    # Why a promotable setting that differs was left out.
+    notes: tuple[str, ...] = ()
 
     @property
     def empty(self) -> bool:
@@ -268,14 +274,37 @@ class Promotion:
 
     def report(self) -> list[str]:
         if self.empty:
-            return [f"{self.target} has every promotable setting of {self.source}: nothing to promote"]
+            return [f"{self.target} has every promotable setting of {self.source}: nothing to promote", *self.notes]
         lines = [f"promote {self.source} -> {self.target}:"]
         if self.stack_changes:
             lines += [f"{stack_file(self.target).name}:", *(change.line() for change in self.stack_changes)]
         if self.policy_changes:
             path = stack_config_path(self.target)
             lines += [f"policy-pack/config/{path.name}:", *(change.line() for change in self.policy_changes)]
-        return lines
+        return [*lines, *self.notes]
+
+
+def _existing_cluster(text: str) -> bool:
+    """Whether a stack file targets an existing cluster (sets meshlab:kubeconfig, encrypted or not)."""
+    return _config(text).get(config_key("kubeconfig")) not in (None, "")
+
+
+def _promoted_keys(source: str, source_text: str, target: str, target_text: str) -> tuple[list[str], list[str]]:
+    """The keys to promote, and a note for each one left out that differs: settings only a cluster meshlab
+    builds reads never move to or from an existing cluster."""
+    keys = promotable_keys()
+    existing = [stack for stack, text in ((source, source_text), (target, target_text)) if _existing_cluster(text)]
+    if not existing or len(existing) == 2:
+        return keys, []
+    built_only = {config_key(name) for _, name in built_cluster_fields()}
+    left_out = [
+        change.where for change in stack_changes(source_text, target_text, [k for k in keys if k in built_only])
+    ]
+    why = (
+        f"only a cluster meshlab builds reads it, and {existing[0]} is an existing cluster ({config_key('kubeconfig')})"
+    )
+    notes = [f"  not promoted: {key}: {why}" for key in left_out]
+    return [key for key in keys if key not in built_only], notes
 
 
 def plan_promotion(source: str, target: str) -> Promotion:
@@ -284,8 +313,8 @@ def plan_promotion(source: str, target: str) -> Promotion:
     for stack in (source, target):
         if not stack_file(stack).is_file():
             raise PromotionError(f"no stack file {stack_file(stack).name}")
-    keys = promotable_keys()
     source_text, target_text = stack_file(source).read_text(), stack_file(target).read_text()
+    keys, notes = _promoted_keys(source, source_text, target, target_text)
     changes = stack_changes(source_text, target_text, keys)
     new_text = promoted_stack_text(source_text, target_text, keys) if changes else target_text
     expected = {key: value for key, value in _config(target_text).items() if key not in keys}
@@ -305,6 +334,7 @@ def plan_promotion(source: str, target: str) -> Promotion:
         policy_config=target_policy,
         new_policy_config=promoted_policy_config(source_policy, target_policy),
         policy_changes=policy_changes(source_policy, target_policy),
+        notes=tuple(notes),
     )
 
 

@@ -68,7 +68,8 @@ def _with_markers(value: Any, path: str, markers: dict[str, str]) -> Any:
 
 
 def _fingerprinted_secrets(path: Path, values: dict[str, Any], secret_keys: frozenset[str]) -> dict[str, Any]:
-    """Encrypted stack-file values, each replaced by a stand-in that differs when its ciphertext does."""
+    """Encrypted stack-file values, each replaced by a stand-in that differs when its ciphertext does (the
+    program knows the form: config.settings.is_secret_placeholder)."""
     raw = (yaml.safe_load(path.read_text()) or {}).get("config") or {}
     return {
         key: (f"[secret {digest(raw[key])}]" if key in secret_keys and key in raw else value)

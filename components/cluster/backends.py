@@ -15,7 +15,7 @@ from components.cluster.existing_cluster import ExistingCluster
 from components.cluster.rke2_cluster import Rke2Cluster
 from components.hosts.backends import lab_hosts
 from components.hosts.output import HostsOutput
-from config.settings import Settings, config_key
+from config.settings import Settings, cluster_name, config_key
 
 
 class ClusterPreflightError(pulumi.RunError):
@@ -36,7 +36,8 @@ def cluster_layer(
         hosts = lab_hosts(settings, stack)
         return hosts, Rke2Cluster("cluster", hosts=hosts, settings=settings, stack=stack).access
     if not _offline():
-        problems = preflight(settings.cluster.kubeconfig.get_secret_value(), namespaces, istio_namespace)
+        owner = cluster_name(stack)
+        problems = preflight(settings.cluster.kubeconfig.get_secret_value(), namespaces, istio_namespace, owner)
         if problems:
             lines = "\n".join(f"  - {problem}" for problem in problems)
             raise ClusterPreflightError(

@@ -29,6 +29,7 @@ from typing import Any, Protocol
 
 import yaml
 
+from components.security.namespaces import OWNER_LABEL
 from config import versions
 
 CILIUM_CONFIG = "/api/v1/namespaces/kube-system/configmaps/cilium-config"
@@ -51,7 +52,6 @@ CILIUM_REQUIREMENTS: dict[str, tuple[str, str]] = {
         "kubeProxyReplacement=true",
     ),
 }
-MANAGED_BY = "app.kubernetes.io/managed-by"
 TIMEOUT_SECONDS = 15
 
 
@@ -88,13 +88,15 @@ class KubeconfigApi:
 
         context = named("contexts", current)
         cluster, user = named("clusters", context["cluster"]), named("users", context.get("user", ""))
-        tls = ssl.create_default_context()
+        # The cluster's own CA, when the kubeconfig names one, is the only one trusted (as kubectl does): the
+        # system's CAs come in only without it.
+        ca_data = cluster.get("certificate-authority-data")
+        tls = ssl.create_default_context(
+            cadata=base64.b64decode(ca_data).decode() if ca_data else None,
+            cafile=None if ca_data else cluster.get("certificate-authority") or None,
+        )
         if cluster.get("insecure-skip-tls-verify"):
             tls.check_hostname, tls.verify_mode = False, ssl.CERT_NONE
-        elif cluster.get("certificate-authority-data"):
-            tls.load_verify_locations(cadata=base64.b64decode(cluster["certificate-authority-data"]).decode())
-        elif cluster.get("certificate-authority"):
-            tls.load_verify_locations(cafile=cluster["certificate-authority"])
         if user.get("exec"):
             user = {**user, **_exec_credential(user["exec"])}
         headers = {"Accept": "application/json"}
@@ -250,7 +252,8 @@ def check_istio(api: ClusterApi, namespace: str) -> Iterator[str]:
             )
 
 
-def check_namespaces(api: ClusterApi, namespaces: Sequence[str]) -> Iterator[str]:
+def check_namespaces(api: ClusterApi, namespaces: Sequence[str], owner: str) -> Iterator[str]:
+    """Each namespace the platform creates: absent, or already this stack's (labelled `owner_label: owner`)."""
     for name in namespaces:
         status, body = api.get(f"/api/v1/namespaces/{name}")
         if status == 404:
@@ -259,27 +262,28 @@ def check_namespaces(api: ClusterApi, namespaces: Sequence[str]) -> Iterator[str
             yield f"cannot read namespace {name} (HTTP {status}): needed, read access to namespaces"
             continue
         labels = (body or {}).get("metadata", {}).get("labels") or {}
-        if labels.get(MANAGED_BY) != "pulumi":
-            owner = labels.get(MANAGED_BY, "nobody named")
+        found = labels.get(OWNER_LABEL)
+        if found != owner:
+            whose = f"{OWNER_LABEL}={found}" if found else f"no {OWNER_LABEL} label"
             yield (
-                f"namespace {name} already exists, managed by {owner} ({MANAGED_BY}): needed, no such namespace or "
-                "one Pulumi created (meshlab would take it over): delete it, or use another cluster"
+                f"namespace {name} already exists ({whose}): needed, no such namespace or one of this stack's "
+                f"({OWNER_LABEL}={owner}); meshlab would take it over: delete it, or use another cluster"
             )
 
 
-def cluster_problems(api: ClusterApi, namespaces: Sequence[str], istio_namespace: str) -> list[str]:
-    """Every problem of the cluster behind `api`, or none."""
+def cluster_problems(api: ClusterApi, namespaces: Sequence[str], istio_namespace: str, owner: str) -> list[str]:
+    """Every problem of the cluster behind `api`, or none. `owner`: the stack's cluster name (meshlab-<stack>)."""
     problems = list(check_api(api))
     if problems:
         return problems
-    return [*check_cilium(api), *check_istio(api, istio_namespace), *check_namespaces(api, namespaces)]
+    return [*check_cilium(api), *check_istio(api, istio_namespace), *check_namespaces(api, namespaces, owner)]
 
 
-def preflight(kubeconfig: str, namespaces: Sequence[str], istio_namespace: str) -> list[str]:
+def preflight(kubeconfig: str, namespaces: Sequence[str], istio_namespace: str, owner: str) -> list[str]:
     """The preflight of the cluster `kubeconfig` names (validation has checked its shape)."""
     with tempfile.TemporaryDirectory(prefix="meshlab-preflight-") as scratch:
         try:
             api = KubeconfigApi.from_kubeconfig(kubeconfig, Path(scratch))
         except (UnreachableError, OSError, ssl.SSLError, ValueError, KeyError, StopIteration) as error:
             return [f"cannot use the kubeconfig's credentials ({type(error).__name__}: {error}): needed, usable ones"]
-        return cluster_problems(api, namespaces, istio_namespace)
+        return cluster_problems(api, namespaces, istio_namespace, owner)

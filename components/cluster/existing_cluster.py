@@ -14,13 +14,13 @@ import yaml
 from components.cluster.access import ClusterAccess
 from components.cluster.nfs import NfsExport
 from components.sources import Sources
-from config.settings import NAMESPACE, SECRET_PLACEHOLDER, Settings
+from config.settings import Settings, cluster_name, is_secret_placeholder
 
 
 def api_server(kubeconfig: str) -> str:
     """The server of the kubeconfig's current context (validation has checked it names one); empty for the
     placeholder of an encrypted kubeconfig that offline tools render with."""
-    if kubeconfig == SECRET_PLACEHOLDER:
+    if is_secret_placeholder(kubeconfig):
         return ""
     document = yaml.safe_load(kubeconfig)
     context = next(c["context"] for c in document["contexts"] if c["name"] == document["current-context"])
@@ -39,7 +39,7 @@ class ExistingCluster(pulumi.ComponentResource):
             {"apiEndpoint": endpoint, "nfsServer": cluster.nfs_server},
             opts,
         )
-        self.cluster_name = f"{NAMESPACE}-{stack}"
+        self.cluster_name = cluster_name(stack)
         self.kubeconfig: pulumi.Output[str] = pulumi.Output.secret(cluster.kubeconfig.get_secret_value())
         # With a cluster identifier, a new kubeconfig (new credentials for the same cluster) updates the
         # provider instead of replacing it and everything deployed through it.

@@ -33,7 +33,7 @@ from components.cluster.node import Rke2Node
 from components.cluster.steps import NodeTarget, node_step
 from components.hosts.output import HostsOutput
 from components.sources import Sources
-from config.settings import NAMESPACE, Settings
+from config.settings import Settings, cluster_name
 
 TOKEN_LENGTH = 64
 
@@ -68,7 +68,7 @@ class Rke2Cluster(pulumi.ComponentResource):
             },
             opts,
         )
-        self.cluster_name = f"{NAMESPACE}-{stack}"
+        self.cluster_name = cluster_name(stack)
         token = random.RandomPassword(
             f"{name}-token", length=TOKEN_LENGTH, special=False, opts=pulumi.ResourceOptions(parent=self)
         )
@@ -145,9 +145,9 @@ class Rke2Cluster(pulumi.ComponentResource):
             ),
         )
         endpoint = api_endpoint(settings)
-        cluster_name = self.cluster_name
+        context = self.cluster_name
         self.kubeconfig: pulumi.Output[str] = pulumi.Output.secret(
-            read_kubeconfig.stdout.apply(lambda text: rewrite_kubeconfig(text, endpoint, cluster_name))
+            read_kubeconfig.stdout.apply(lambda text: rewrite_kubeconfig(text, endpoint, context))
         )
         # With a cluster identifier, a new kubeconfig (e.g. a rotated client certificate) updates the
         # provider instead of replacing it and everything deployed through it.

@@ -23,6 +23,9 @@ from config.settings import Settings
 Level = Literal["privileged", "baseline", "restricted"]
 # Read by the policy pack's namespace-label policy (policy-pack/meshlab_policy/settings.py).
 REASON_ANNOTATION = "meshlab.dev/pod-security-reason"
+# Which stack's cluster a namespace belongs to (meshlab-<stack>): an existing cluster's preflight takes a
+# namespace without it, or with another stack's, for somebody else's.
+OWNER_LABEL = "meshlab.dev/owner"
 PSA_PREFIX = "pod-security.kubernetes.io"
 # Pin the profile to the cluster's minor version, so a Kubernetes upgrade cannot tighten or loosen it unseen.
 PSA_VERSION = "v" + ".".join(versions.KUBERNETES.lstrip("v").split(".")[:2])
@@ -107,8 +110,11 @@ def labelled_namespace(
     parent: pulumi.Resource,
     depends_on: Sequence[pulumi.Resource] = (),
 ) -> pulumi.Resource:
-    """The namespace, and its default ServiceAccount told not to mount a token (CIS 5.1.5)."""
-    namespace = kube_object(name, spec.document(), access.options(parent, depends_on))
+    """The namespace, labelled as this stack's, and its default ServiceAccount told not to mount a token
+    (CIS 5.1.5)."""
+    document = spec.document()
+    document["metadata"]["labels"][OWNER_LABEL] = access.name
+    namespace = kube_object(name, document, access.options(parent, depends_on))
     service_account_patch(
         f"{name}-default-sa",
         metadata={

@@ -85,6 +85,7 @@ class Run:
     stdout: str
     stderr: str
     seconds: float
+    slowest: list[tuple[float, str, str]] = field(default_factory=list)  # (seconds, op, URN)
 
     def check(self) -> Run:
         if self.returncode != 0:
@@ -157,7 +158,14 @@ class ApplyEngine:
         return Run(args, done.returncode, done.stdout, done.stderr, time.monotonic() - start)
 
     def up(self, *extra: str) -> Run:
-        return self.pulumi("up", "--yes", "--skip-preview", "--stack", STACK, *POLICY, *extra)
+        """`pulumi up`; its slowest operations go to SLOWEST (from the engine's event log)."""
+        events = self.plan_files / "up-events.jsonl"
+        events.unlink(missing_ok=True)
+        run = self.pulumi(
+            "up", "--yes", "--skip-preview", "--stack", STACK, *POLICY, "--event-log", str(events), *extra
+        )
+        run.slowest = slowest_operations(events)
+        return run
 
     def preview(self, *extra: str) -> Run:
         return self.pulumi("preview", "--stack", STACK, *POLICY, *extra)
@@ -199,6 +207,25 @@ class ApplyEngine:
         return dict(json.loads(done.stdout)["deployment"])
 
 
+def slowest_operations(events: Path, count: int = 5) -> list[tuple[float, str, str]]:
+    """The `count` longest resource operations of an update: (seconds, op, URN), from its event log."""
+    started: dict[str, float] = {}
+    took: list[tuple[float, str, str]] = []
+    lines = events.read_text().splitlines() if events.exists() else []
+    for line in lines:
+        try:
+            event = json.loads(line)
+        except ValueError:
+            continue
+        pre, done = event.get("resourcePreEvent"), event.get("resOutputsEvent") or event.get("resOpFailedEvent")
+        if pre:
+            started[pre["metadata"]["urn"]] = float(event["timestamp"])
+        elif done and "metadata" in done and done["metadata"]["urn"] in started:
+            urn = done["metadata"]["urn"]
+            took.append((float(event["timestamp"]) - started[urn], str(done["metadata"].get("op")), urn))
+    return sorted(took, reverse=True)[:count]
+
+
 def _created(events: Path) -> int:
     """Resources the engine has finished creating, from its event log (one JSON event per line)."""
     if not events.exists():
@@ -219,11 +246,17 @@ def _created(events: Path) -> int:
     return count
 
 
+def normal_urn(urn: str) -> str:
+    """A URN as the engine writes it: under mocks the SDK qualifies top-level resources' types with the root
+    stack's (`pulumi:pulumi:Stack$TYPE`), the engine does not."""
+    return urn.replace("::pulumi:pulumi:Stack$", "::")
+
+
 def resource_keys(resources: list[dict[str, Any]]) -> dict[str, str]:
     """URN -> type of the program's own resources (what an offline plan lists)."""
     keys = {}
     for item in resources:
-        urn, kind = str(item["urn"]), str(item["type"])
+        urn, kind = normal_urn(str(item["urn"])), str(item["type"])
         if kind in ENGINE_ONLY_TYPES or (kind.startswith("pulumi:providers:") and "::default" in urn):
             continue
         if "$kubernetes:yaml/v2:ConfigFile$" in urn:

@@ -38,8 +38,11 @@ bin=$dir/bin
 kubernetes_binaries=(kube-apiserver kube-controller-manager kube-scheduler kubectl)
 components=("${kubernetes_binaries[@]}" etcd kwok)
 # The stages bare kwok needs (it has no defaults), relative to the module's kustomize/stage/.
+# A pod goes create -> (init containers) -> ready -> complete (Jobs) -> delete: every pod/general stage.
 kwok_stages=(node/fast/node-initialize.yaml node/heartbeat-with-lease/node-heartbeat-with-lease.yaml
-  pod/general/pod-ready.yaml pod/general/pod-complete.yaml pod/general/pod-delete.yaml)
+  pod/general/pod-create.yaml pod/general/pod-init-container-running.yaml
+  pod/general/pod-init-container-completed.yaml pod/general/pod-ready.yaml pod/general/pod-complete.yaml
+  pod/general/pod-delete.yaml)
 
 present() { # kwok counts only with its stages
   [[ -x $bin/$1 ]] || return 1
