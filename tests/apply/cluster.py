@@ -24,6 +24,8 @@ from tests.kube import toolchain
 from tests.kube.controlplane import ControlPlane, free_ports, wait_until
 
 WEBHOOK_PLUGINS = "MutatingAdmissionWebhook,ValidatingAdmissionWebhook"
+# Replaces the module's pod-delete stage (see the file for why).
+POD_DELETE = Path(__file__).resolve().parent / "kwok-pod-delete.yaml"
 SHARED = Path(__file__).resolve().parents[3] / "shared"
 CILIUM_CRDS = SHARED / "reference" / "crds" / "cilium-1.17.6"
 GATEWAY_API_CRDS = SHARED / "reference" / "crds" / "gateway-api-v1.3.0-standard"
@@ -139,6 +141,7 @@ class ApplyCluster:
         stages = sorted(self.stages.glob("*.yaml"))
         if not stages:
             raise FileNotFoundError(f"no KWOK stages in {self.stages}: run `make kube`")
+        stages = [stage for stage in stages if stage.name != POD_DELETE.name] + [POD_DELETE]
         (port,) = free_ports(1)
         argv = [
             str(plane.bin_dir / toolchain.KWOK),

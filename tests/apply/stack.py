@@ -14,7 +14,9 @@ import json
 import os
 import signal
 import subprocess
+import tempfile
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -91,9 +93,28 @@ class Run:
         if self.returncode != 0:
             raise AssertionError(
                 f"pulumi {' '.join(self.args)} failed ({self.returncode}) after {self.seconds:.0f}s:\n"
-                f"{self.stdout[-6000:]}\n{self.stderr[-3000:]}"
+                + "\n".join(self.messages())
+                + f"\n--- stderr\n{self.stderr[-3000:]}"
             )
         return self
+
+    def messages(self) -> list[str]:
+        """The engine's error diagnostics and policy violations, from a `--json` preview or update."""
+        try:
+            documents = [json.loads(self.stdout)]
+        except ValueError:
+            documents = list(_events(self.stdout.splitlines()))
+        found = []
+        for document in documents:
+            for diagnostic in document.get("diagnostics", []):
+                if diagnostic.get("severity") == "error":
+                    found.append(str(diagnostic.get("message", "")).strip())
+            for event in (document.get("diagnosticEvent"), document.get("policyEvent")):
+                if event and (event.get("severity") in ("error", None) or "enforcementLevel" in event):
+                    found.append(str(event.get("message", "")).strip())
+            for violation in document.get("policies", []) if isinstance(document.get("policies"), list) else []:
+                found.append(json.dumps(violation))
+        return found or [self.stdout[-4000:]]
 
     def steps(self) -> list[dict[str, Any]]:
         """The steps of a `--json` preview or update."""
@@ -138,6 +159,17 @@ class ApplyEngine:
         self.stack_file.write_text(yaml.safe_dump(document, sort_keys=False))
         self.values = values
 
+    def allow_permissive(self, namespaces: list[str]) -> None:
+        """The lab's policy config with `namespaces` on both mTLS policies' migration allow-list, as
+        docs/rollout.md tells a user to do for phase 2 (empty: as committed)."""
+        path = self.engine.project / "policy-pack" / "config" / f"{STACK}.json"
+        committed = json.loads((Path(__file__).resolve().parents[2] / "policy-pack" / "config" / path.name).read_text())
+        if namespaces:
+            allow = [{"namespace": n, "reason": "rollout phase 2: workloads joining the mesh"} for n in namespaces]
+            for policy in ("peer-authentication-strict", "mesh-mtls-strict"):
+                committed[policy] = {"enforcementLevel": "mandatory", "mtlsMigrationAllowList": allow}
+        path.write_text(json.dumps(committed, indent=2))
+
     def plan(self, values: dict[str, Any]) -> dict[str, Any]:
         """tools.snapshot's offline rendering of `values` (the kubeconfig as an encrypted value)."""
         key = json.dumps(values, sort_keys=True)
@@ -158,13 +190,10 @@ class ApplyEngine:
         return Run(args, done.returncode, done.stdout, done.stderr, time.monotonic() - start)
 
     def up(self, *extra: str) -> Run:
-        """`pulumi up`; its slowest operations go to SLOWEST (from the engine's event log)."""
-        events = self.plan_files / "up-events.jsonl"
-        events.unlink(missing_ok=True)
-        run = self.pulumi(
-            "up", "--yes", "--skip-preview", "--stack", STACK, *POLICY, "--event-log", str(events), *extra
-        )
-        run.slowest = slowest_operations(events)
+        """`pulumi up --json`: its output is the engine's events, one JSON object a line; its slowest
+        operations go to `slowest`."""
+        run = self.pulumi("up", "--yes", "--skip-preview", "--json", "--stack", STACK, *POLICY, *extra)
+        run.slowest = slowest_operations(run.stdout.splitlines())
         return run
 
     def preview(self, *extra: str) -> Run:
@@ -176,47 +205,50 @@ class ApplyEngine:
     def interrupted_up(self, after_created: int, timeout: float = 600) -> tuple[Run, int]:
         """`pulumi up` sent SIGINT (Ctrl-C) once `after_created` resources are created; (the run, how many
         were created when the signal went)."""
-        events = self.plan_files / "events.jsonl"
-        events.unlink(missing_ok=True)
         argv = [
             str(self.engine.bin_dir / "pulumi"),
-            "up", "--yes", "--skip-preview", "--stack", STACK, *POLICY,
-            "--event-log", str(events), "--non-interactive",
+            "up", "--yes", "--skip-preview", "--json", "--stack", STACK, *POLICY, "--non-interactive",
         ]  # fmt: skip
         start = time.monotonic()
-        process = subprocess.Popen(
-            argv,
-            cwd=self.engine.project,
-            env=self.engine.env(),
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        created = 0
-        while process.poll() is None and time.monotonic() - start < timeout:
-            created = _created(events)
-            if created >= after_created:
-                os.kill(process.pid, signal.SIGINT)
-                break
-            time.sleep(0.2)
-        stdout, stderr = process.communicate(timeout=timeout)
-        return Run(tuple(argv[1:]), process.returncode, stdout, stderr, time.monotonic() - start), created
+        with tempfile.TemporaryFile("w+") as errors:
+            process = subprocess.Popen(
+                argv, cwd=self.engine.project, env=self.engine.env(), stdout=subprocess.PIPE, stderr=errors, text=True
+            )
+            assert process.stdout is not None
+            lines: list[str] = []
+            created, signalled = 0, False
+            for line in process.stdout:  # the engine's events as they happen
+                lines.append(line)
+                if not signalled and _created([line]):
+                    created += 1
+                    if created >= after_created:
+                        os.kill(process.pid, signal.SIGINT)
+                        signalled = True
+            process.wait(timeout=timeout)
+            errors.seek(0)
+            stderr = errors.read()
+        return Run(tuple(argv[1:]), process.returncode, "".join(lines), stderr, time.monotonic() - start), created
 
     def state(self) -> dict[str, Any]:
         done = self.pulumi("stack", "export", "--stack", STACK).check()
         return dict(json.loads(done.stdout)["deployment"])
 
 
-def slowest_operations(events: Path, count: int = 5) -> list[tuple[float, str, str]]:
-    """The `count` longest resource operations of an update: (seconds, op, URN), from its event log."""
-    started: dict[str, float] = {}
-    took: list[tuple[float, str, str]] = []
-    lines = events.read_text().splitlines() if events.exists() else []
+def _events(lines: list[str]) -> Iterator[dict[str, Any]]:
     for line in lines:
         try:
             event = json.loads(line)
         except ValueError:
-            continue
+            continue  # not an event (a line still being written, a message)
+        if isinstance(event, dict):
+            yield event
+
+
+def slowest_operations(lines: list[str], count: int = 5) -> list[tuple[float, str, str]]:
+    """The `count` longest resource operations of an update: (seconds, op, URN), from its engine events."""
+    started: dict[str, float] = {}
+    took: list[tuple[float, str, str]] = []
+    for event in _events(lines):
         pre, done = event.get("resourcePreEvent"), event.get("resOutputsEvent") or event.get("resOpFailedEvent")
         if pre:
             started[pre["metadata"]["urn"]] = float(event["timestamp"])
@@ -226,16 +258,10 @@ def slowest_operations(events: Path, count: int = 5) -> list[tuple[float, str, s
     return sorted(took, reverse=True)[:count]
 
 
-def _created(events: Path) -> int:
-    """Resources the engine has finished creating, from its event log (one JSON event per line)."""
-    if not events.exists():
-        return 0
+def _created(lines: list[str]) -> int:
+    """Resources the engine has finished creating, from its events (one JSON object a line)."""
     count = 0
-    for line in events.read_text().splitlines():
-        try:
-            event = json.loads(line)
-        except ValueError:
-            continue  # a line still being written
+    for event in _events(lines):
         outputs = event.get("resOutputsEvent")
         if (
             outputs
