@@ -128,11 +128,18 @@ def prometheus_values(settings: Settings) -> dict[str, Any]:
             "containerSecurityContext": RESTRICTED_CONTAINER,
             # The TSDB does not belong on NFS; metrics live as long as the pod (see docs/observability.md).
             "persistentVolume": {"enabled": False},
+            # The chart's 300 s lets Prometheus flush its TSDB to a volume that here dies with the pod; the
+            # namespace controller re-checks a deleted namespace only after its pods' grace, so 300 s made
+            # every rollback below phase 4 wait minutes (found by the real-apply tier).
+            "terminationGracePeriodSeconds": PROMETHEUS_GRACE_SECONDS,
             "retention": platform.prometheus_retention,
             "global": {"scrape_interval": "15s"},
         },
         "serverFiles": {"prometheus.yml": {"scrape_configs": scrape_configs(settings)}},
     }
+
+
+PROMETHEUS_GRACE_SECONDS = 30
 
 
 class Prometheus(pulumi.ComponentResource):

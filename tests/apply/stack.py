@@ -116,6 +116,15 @@ class Run:
                 found.append(json.dumps(violation))
         return found or [self.stdout[-4000:]]
 
+    def violations(self) -> dict[str, list[str]]:
+        """Mandatory policy violations of a `--json` update: policy name -> messages."""
+        found: dict[str, list[str]] = {}
+        for event in _events(self.stdout.splitlines()):
+            policy = event.get("policyEvent")
+            if policy and policy.get("enforcementLevel") == "mandatory":
+                found.setdefault(str(policy["policyName"]), []).append(str(policy.get("message", "")))
+        return found
+
     def steps(self) -> list[dict[str, Any]]:
         """The steps of a `--json` preview or update."""
         document = json.loads(self.stdout)
