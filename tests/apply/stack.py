@@ -209,7 +209,9 @@ class ApplyEngine:
         return self.pulumi("preview", "--stack", STACK, *POLICY, *extra)
 
     def destroy(self) -> Run:
-        return self.pulumi("destroy", "--yes", "--skip-preview", "--stack", STACK)
+        run = self.pulumi("destroy", "--yes", "--skip-preview", "--json", "--stack", STACK)
+        run.slowest = slowest_operations(run.stdout.splitlines())
+        return run
 
     def interrupted_up(self, after_created: int, timeout: float = 600) -> tuple[Run, int]:
         """`pulumi up` sent SIGINT (Ctrl-C) once `after_created` resources are created; (the run, how many
