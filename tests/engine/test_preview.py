@@ -83,7 +83,9 @@ def test_a_permissive_mesh_is_refused_on_a_first_preview(engine: toolchain.Engin
 
 
 def test_a_privileged_test_app_container_is_refused_on_a_first_preview(engine: toolchain.Engine) -> None:
-    edits = {"components/apps/web_test.py": ('"allowPrivilegeEscalation": False,', '"privileged": True,')}
+    marker = '"securityContext": RESTRICTED_CONTAINER,'
+    privileged_context = '"securityContext": {**RESTRICTED_CONTAINER, "privileged": True},'
+    edits = {"components/apps/web_test.py": (marker, privileged_context)}
     privileged = variant(engine, "lab-privileged", "lab", edits)
     text = refused_by(privileged, "lab-privileged", "lab", "pod-security-restricted")
     assert 'restricted Pod Security (namespace "ns-test")' in text and "privileged" in text

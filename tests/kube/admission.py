@@ -269,6 +269,9 @@ MUTATIONS: dict[str, Callable[[dict[str, Any]], None]] = {
 def mutated(template: dict[str, Any], name: str, mutation: str) -> dict[str, Any]:
     """A Pod named `name` from a pod template, with one mutation applied to a copy of its spec."""
     spec = copy.deepcopy(template["spec"])
+    # The pod goes to the judge's namespace, which has only its `default` ServiceAccount: the ServiceAccount
+    # admission plugin would refuse another before Pod Security looks (an identity Pod Security ignores).
+    spec.pop("serviceAccountName", None)
     MUTATIONS[mutation](spec)
     metadata = {key: copy.deepcopy(value) for key, value in (template.get("metadata") or {}).items()}
     metadata["name"] = name
