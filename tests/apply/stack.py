@@ -264,6 +264,8 @@ def slowest_operations(lines: list[str], count: int = 5) -> list[tuple[float, st
         if pre:
             started[pre["metadata"]["urn"]] = float(event["timestamp"])
         elif done and "metadata" in done and done["metadata"]["urn"] in started:
+            if done["metadata"].get("type") == "pulumi:pulumi:Stack":
+                continue  # the whole update, not one operation
             urn = done["metadata"]["urn"]
             took.append((float(event["timestamp"]) - started[urn], str(done["metadata"].get("op")), urn))
     return sorted(took, reverse=True)[:count]
