@@ -212,7 +212,7 @@ def runtime_stack_config() -> StackConfig:
     return StackConfig(values, frozenset(secret_keys))
 
 
-def _coerce(value: Any) -> Any:
+def structured(value: Any) -> Any:
     # The language host passes arrays and objects as JSON text (and read_stack_file does the same).
     if isinstance(value, str) and value.strip().startswith(("[", "{")):
         try:
@@ -244,7 +244,7 @@ def _problems_from_validation(
         elif suffix:  # one entry of a list: quote that entry, not the whole list
             value = _display(key, item.get("input"), secret_keys)
         else:
-            value = _display(key, _coerce(raw.get(key, item.get("input"))), secret_keys)
+            value = _display(key, structured(raw.get(key, item.get("input"))), secret_keys)
         problems.append(Problem(key + suffix, value, message))
     return problems
 
@@ -264,7 +264,7 @@ def _canonical_keys(values: Mapping[str, Any]) -> tuple[dict[str, Any], list[Pro
     if _ROLLOUT_DOTTED in result:
         spelled[_ROLLOUT_DOTTED] = result.pop(_ROLLOUT_DOTTED)
     if _ROLLOUT_OBJECT in result:
-        rollout = _coerce(result.pop(_ROLLOUT_OBJECT))
+        rollout = structured(result.pop(_ROLLOUT_OBJECT))
         if not isinstance(rollout, Mapping) or set(rollout) != {"phase"}:
             problems.append(Problem(_ROLLOUT_OBJECT, rollout, "expected {phase: 1-4}; or set meshlab:rolloutPhase"))
         else:
@@ -333,7 +333,7 @@ def settings_from_config(config: StackConfig, source: str = "stack config") -> S
             problems.append(
                 Problem(key, SECRET_PLACEHOLDER, f"must be stored encrypted: pulumi config set --secret {key} ...")
             )
-        sections[owners[name]][name] = _coerce(value)
+        sections[owners[name]][name] = structured(value)
 
     # A key the stack file already fails on (as the CLI would) is not reported a second time.
     reported = {problem.key for problem in config.problems}

@@ -13,10 +13,10 @@ from ipaddress import IPv4Address, IPv4Network
 from pathlib import PurePosixPath
 from typing import Any
 
-import yaml
 from pydantic import SecretStr
 
 from config import versions
+from config.kubeconfig import KubeconfigError, current_context
 from config.settings import (
     ETCD_SERVER_COUNTS,
     IMAGE_FORMATS,
@@ -553,33 +553,13 @@ def check_existing_cluster(settings: Settings) -> Iterator[Problem]:
         yield Problem(config_key("nfs_server"), server, "expected an IPv4 address or a DNS name")
 
 
-def kubeconfig_problem(text: str) -> str:  # noqa: PLR0911 - one return per way a kubeconfig can fall short
+def kubeconfig_problem(text: str) -> str:
     """What keeps a kubeconfig from naming one cluster and one user through its current context ('' if
     nothing). Never quotes the text: it holds credentials."""
     try:
-        document = yaml.safe_load(text)
-    except yaml.YAMLError as error:
-        return f"not YAML ({type(error).__name__} at {getattr(error, 'problem_mark', '?')})"
-    if not isinstance(document, dict) or document.get("kind", "Config") != "Config":
-        return "not a kubeconfig (expected a YAML mapping of kind Config)"
-    current = document.get("current-context")
-    if not current:
-        return "the kubeconfig has no current-context: meshlab deploys to the cluster that context names"
-
-    def named(kind: str, name: object) -> dict[str, Any] | None:
-        for entry in document.get(kind) or []:
-            if isinstance(entry, dict) and entry.get("name") == name and isinstance(entry.get(kind[:-1]), dict):
-                return dict(entry[kind[:-1]])
-        return None
-
-    context = named("contexts", current)
-    if context is None:
-        return f"current-context {current!r} is not among the kubeconfig's contexts"
-    cluster = named("clusters", context.get("cluster"))
-    if cluster is None or not str(cluster.get("server", "")).startswith("https://"):
-        return f"context {current!r} names no cluster with an https:// server"
-    if named("users", context.get("user")) is None:
-        return f"context {current!r} names no user"
+        current_context(text)
+    except KubeconfigError as error:
+        return str(error)
     return ""
 
 

@@ -27,10 +27,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
-import yaml
-
 from components.security.namespaces import OWNER_LABEL
 from config import versions
+from config.kubeconfig import current_context
 
 CILIUM_CONFIG = "/api/v1/namespaces/kube-system/configmaps/cilium-config"
 # What Istio ambient needs of Cilium, as cilium-config spells it, and why (lab-spec §3; the RKE2 layer's
@@ -80,14 +79,8 @@ class KubeconfigApi:
     @classmethod
     def from_kubeconfig(cls, text: str, scratch: Path) -> KubeconfigApi:
         """`scratch` (a private directory) holds the client key while the context loads it."""
-        document = yaml.safe_load(text)
-        current = document["current-context"]
-
-        def named(kind: str, name: str) -> dict[str, Any]:
-            return next(dict(e[kind[:-1]]) for e in document.get(kind) or [] if e.get("name") == name)
-
-        context = named("contexts", current)
-        cluster, user = named("clusters", context["cluster"]), named("users", context.get("user", ""))
+        context = current_context(text)
+        cluster, user = context.cluster, context.user
         # The cluster's own CA, when the kubeconfig names one, is the only one trusted (as kubectl does): the
         # system's CAs come in only without it.
         ca_data = cluster.get("certificate-authority-data")
@@ -284,6 +277,6 @@ def preflight(kubeconfig: str, namespaces: Sequence[str], istio_namespace: str, 
     with tempfile.TemporaryDirectory(prefix="meshlab-preflight-") as scratch:
         try:
             api = KubeconfigApi.from_kubeconfig(kubeconfig, Path(scratch))
-        except (UnreachableError, OSError, ssl.SSLError, ValueError, KeyError, StopIteration) as error:
+        except (UnreachableError, OSError, ssl.SSLError, ValueError, KeyError) as error:
             return [f"cannot use the kubeconfig's credentials ({type(error).__name__}: {error}): needed, usable ones"]
         return cluster_problems(api, namespaces, istio_namespace, owner)

@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import pulumi
 import pulumi_kubernetes as k8s
-import yaml
 
 from components.cluster.access import ClusterAccess
 from components.cluster.nfs import NfsExport
 from components.sources import Sources
+from config.kubeconfig import current_context
 from config.settings import Settings, cluster_name, is_secret_placeholder
 
 
@@ -22,9 +22,7 @@ def api_server(kubeconfig: str) -> str:
     placeholder of an encrypted kubeconfig that offline tools render with."""
     if is_secret_placeholder(kubeconfig):
         return ""
-    document = yaml.safe_load(kubeconfig)
-    context = next(c["context"] for c in document["contexts"] if c["name"] == document["current-context"])
-    return str(next(c["cluster"]["server"] for c in document["clusters"] if c["name"] == context["cluster"]))
+    return str(current_context(kubeconfig).cluster["server"])
 
 
 class ExistingCluster(pulumi.ComponentResource):

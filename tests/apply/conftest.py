@@ -87,10 +87,9 @@ def repository(isolated: None, tmp_path_factory: pytest.TempPathFactory) -> Iter
 @pytest.fixture(scope="session")
 def engine(
     toolchains: tuple[Path, Path], cluster: ApplyCluster, repository: str, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[ApplyEngine]:
+) -> ApplyEngine:
     root = tmp_path_factory.mktemp("engine")
-    applied = ApplyEngine.create(toolchains[0], root, repository=repository, kubeconfig=cluster.kubeconfig)
-    yield applied
+    return ApplyEngine.create(toolchains[0], root, repository=repository, kubeconfig=cluster.kubeconfig)
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:

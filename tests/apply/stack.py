@@ -23,7 +23,7 @@ from typing import Any
 
 import yaml
 
-from config.loader import read_stack_file
+from config.loader import read_stack_file, structured
 from config.settings import built_cluster_fields, config_key
 from tests.apply.cluster import AGENTS
 from tests.engine.toolchain import Engine, copy_project, type_and_name
@@ -45,7 +45,7 @@ def apply_config(repository: str) -> dict[str, Any]:
     """The lab stack's settings without what only a cluster meshlab builds reads, plus the tier's own."""
     lab = read_stack_file(Path(__file__).resolve().parents[2] / f"Pulumi.{STACK}.yaml")
     built = {config_key(name) for _, name in built_cluster_fields()}
-    values: dict[str, Any] = {key: _plain(value) for key, value in lab.values.items() if key not in built}
+    values: dict[str, Any] = {key: structured(value) for key, value in lab.values.items() if key not in built}
     values |= {
         config_key("chart_repository"): repository,
         config_key("gateway_api_crds_url"): f"{repository}/{GATEWAY_MANIFEST}",
@@ -58,12 +58,6 @@ def apply_config(repository: str) -> dict[str, Any]:
         config_key("demo_principal_policy"): True,
     }
     return values
-
-
-def _plain(value: Any) -> Any:
-    if isinstance(value, str) and value.strip().startswith(("[", "{")):
-        return json.loads(value)
-    return value
 
 
 def phase_config(values: dict[str, Any], phase: int) -> dict[str, Any]:
