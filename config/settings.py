@@ -9,6 +9,7 @@ below; its name is the camelCase of the field name.
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass, field
 from ipaddress import IPv4Address, IPv4Network
@@ -359,6 +360,12 @@ class ClusterSettings(_Section):
     nfs_allowed_cidr: OptionalNetwork = Field(
         default=None, description="Clients allowed to mount the NFS export; empty means the host-only subnet."
     )
+    embedded_registry: bool = Field(
+        json_schema_extra=PROMOTABLE,
+        default=True,
+        description="RKE2's embedded registry mirror (Spegel): nodes share the images one of them pulled, so each "
+        "image leaves the internet once per cluster, not once per node (TCP 5001 and 9345 between nodes).",
+    )
     node_ready_timeout_seconds: int = Field(
         json_schema_extra=PROMOTABLE,
         default=900,
@@ -433,9 +440,39 @@ class PlatformSettings(_Section):
     )
 
 
+def _json_text(value: Any) -> Any:
+    """A secret JSON object arrives decoded (the loader decodes JSON text); keep it as text in the secret."""
+    return json.dumps(value) if isinstance(value, dict | list) else value
+
+
+SecretJson = Annotated[SecretStr, BeforeValidator(_json_text)]
+
+
 class SourcesSettings(_Section):
-    """Where charts and manifests come from: upstream, or a mirror of the site's. The environment's own:
-    never promoted."""
+    """Where RKE2, images, charts and manifests come from: upstream, or the site's mirrors and files. The
+    environment's own: never promoted."""
+
+    rke2_artifacts: str = Field(
+        default="",
+        description="Where RKE2 comes from: empty for every node downloading it (get.rke2.io); download for the "
+        "workstation downloading the release's artifacts once (verified, cached) and copying them to every node; "
+        "or an absolute directory already holding them (air gap).",
+    )
+    registry_mirrors: list[str] = Field(
+        default_factory=list,
+        description="Registry mirrors as REGISTRY=URL entries, tried in order (docker.io=https://mirror.example:5000); "
+        "REGISTRY * stands for every registry the lab pulls from. Written to registries.yaml on every node.",
+    )
+    registry_credentials: SecretJson = Field(
+        default=SecretStr(""),
+        description='Logins for registries or mirrors, a JSON object {"HOST": {"username": "...", "password": "..."}}; '
+        "set it with --secret.",
+    )
+    registry_ca_pem: str = Field(
+        default="",
+        description="A CA certificate (PEM) the https mirrors' certificates are signed by; empty trusts the nodes' "
+        "own CA bundle.",
+    )
 
     chart_repository: str = Field(
         default="",
@@ -569,7 +606,9 @@ _BUILT_CLUSTER_FIELDS = {
         "etcd_snapshot_retention",
         "cilium_operator_replicas",
         "nfs_allowed_cidr",
+        "embedded_registry",
     ),
+    "sources": ("rke2_artifacts", "registry_mirrors", "registry_credentials", "registry_ca_pem"),
 }
 
 

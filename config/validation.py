@@ -15,8 +15,9 @@ from typing import Any
 
 from pydantic import SecretStr
 
-from config import versions
+from config import images, versions
 from config.kubeconfig import KubeconfigError, current_context
+from config.registries import EVERY_REGISTRY, MirrorEntry, parse_credentials, parse_mirror
 from config.settings import (
     ETCD_SERVER_COUNTS,
     IMAGE_FORMATS,
@@ -575,6 +576,66 @@ def check_sources(sources: SourcesSettings) -> Iterator[Problem]:
         )
 
 
+RKE2_ARTIFACTS_DOWNLOAD = "download"
+_PEM_CERTIFICATE = re.compile(r"-----BEGIN CERTIFICATE-----[A-Za-z0-9+/=\s]+-----END CERTIFICATE-----")
+
+
+def check_built_sources(sources: SourcesSettings) -> Iterator[Problem]:
+    """RKE2's artifacts and the registry settings of a cluster meshlab builds."""
+    artifacts = sources.rke2_artifacts
+    if artifacts and artifacts != RKE2_ARTIFACTS_DOWNLOAD and not PurePosixPath(artifacts).is_absolute():
+        yield Problem(
+            config_key("rke2_artifacts"),
+            artifacts,
+            f"expected empty (nodes download RKE2), {RKE2_ARTIFACTS_DOWNLOAD} (the workstation downloads it once), "
+            "or an absolute directory holding the release's artifacts",
+        )
+    key = config_key("registry_mirrors")
+    entries: list[MirrorEntry] = []
+    for index, entry in enumerate(sources.registry_mirrors):
+        try:
+            parsed = parse_mirror(entry)
+        except ValueError as error:
+            yield Problem(f"{key}[{index}]", entry, str(error))
+            continue
+        if parsed in entries:
+            yield Problem(f"{key}[{index}]", entry, "listed twice")
+        entries.append(parsed)
+    credentials = sources.registry_credentials.get_secret_value()
+    credentials_key = config_key("registry_credentials")
+    if credentials and not is_secret_placeholder(credentials):
+        try:
+            logins = parse_credentials(credentials)
+        except ValueError as error:
+            yield Problem(credentials_key, "[secret]", str(error))
+            logins = {}
+        # A login is used only for a host containerd talks to: a mirror endpoint or a registry itself.
+        known = {entry.endpoint_host for entry in entries} | {
+            entry.registry for entry in entries if entry.registry != EVERY_REGISTRY
+        }
+        known |= set(images.lab_registries())
+        for host in logins:
+            if host not in known:
+                yield Problem(
+                    credentials_key,
+                    "[secret]",
+                    f"{host} is neither a mirror endpoint's host nor a registry the lab pulls from "
+                    f"({', '.join(sorted(known))}): its login would never be used",
+                )
+    ca = sources.registry_ca_pem
+    if ca:
+        if not _PEM_CERTIFICATE.search(ca):
+            yield Problem(
+                config_key("registry_ca_pem"), ca[:40] + "...", "not a PEM certificate (-----BEGIN CERTIFICATE-----)"
+            )
+        elif not any(entry.endpoint.startswith("https://") for entry in entries):
+            yield Problem(
+                config_key("registry_ca_pem"),
+                ca[:40] + "...",
+                "no https:// mirror in meshlab:registryMirrors for this CA to verify",
+            )
+
+
 def validate(settings: Settings) -> list[Problem]:
     """Every cross-field problem of a parsed settings tree (empty when valid)."""
     common = [
@@ -595,6 +656,7 @@ def validate(settings: Settings) -> list[Problem]:
         *check_existing(settings.hosts, settings.access, settings.network),
         *check_network(settings.network, settings.topology, settings.hosts),
         *check_cluster(settings.cluster, settings.network, settings.topology),
+        *check_built_sources(settings.sources),
         *common,
     ]
     if not problems:

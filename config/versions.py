@@ -20,16 +20,55 @@ KUBERNETES_SUPPORTED = ((1, 30), (1, 33))
 # The installer reads INSTALL_RKE2_VERSION and checks the release tarball against the release's
 # own sha256sum file, so a pinned version is also a verified one.
 RKE2_INSTALL_URL = "https://get.rke2.io"
-# Where the RKE2 release and the lab's images come from; every node checks it can reach each
-# one before RKE2 is installed (a registry answers /v2/ with 401, which is fine).
-REGISTRY_ENDPOINTS = (
-    "https://github.com",  # RKE2 release tarballs and checksums
-    "https://registry-1.docker.io/v2/",  # RKE2 system images (incl. Cilium), Istio, Grafana, nginx
-    "https://ghcr.io/v2/",  # kube-vip
-    "https://quay.io/v2/",  # MetalLB, Prometheus, Kiali
-    "https://registry.k8s.io/v2/",  # nfs-subdir-external-provisioner, kube-state-metrics
-    "https://reg.kyverno.io/v2/",  # Kyverno
-)
+# Where nodes download RKE2 from when they install it themselves (the release tarball and checksums).
+RKE2_RELEASES_URL = "https://github.com/rancher/rke2/releases/download"
+# RKE2's system images (the control plane, CoreDNS, Cilium as rancher/mirrored-cilium-*) are all on Docker
+# Hub: every line of the release's rke2-images-*.linux-<arch>.txt lists starts with docker.io/rancher/.
+RKE2_IMAGE_REGISTRY = "docker.io"
+
+
+@dataclass(frozen=True)
+class Rke2Artifacts:
+    """The files of one RKE2 release that an air-gapped install needs (rke2-docs install/airgap.md,
+    "Tarball Method" with Cilium: the core and the Cilium image archives), by their release asset names."""
+
+    version: str
+    arch: GuestArch
+
+    @property
+    def tarball(self) -> str:
+        return f"rke2.linux-{self.arch}.tar.gz"
+
+    @property
+    def checksums(self) -> str:
+        return f"sha256sum-{self.arch}.txt"
+
+    @property
+    def image_archives(self) -> tuple[str, ...]:
+        return (f"rke2-images-core.linux-{self.arch}.tar.zst", f"rke2-images-cilium.linux-{self.arch}.tar.zst")
+
+    @property
+    def image_lists(self) -> tuple[str, ...]:
+        """The image references in each archive (release assets too; tools.images reads them)."""
+        return tuple(name.replace(".tar.zst", ".txt") for name in self.image_archives)
+
+    # The installer of the release's own tag: get.rke2.io serves whatever is newest. It is not in the
+    # release's sha256sum file; the workstation records its checksum when it downloads it.
+    INSTALLER = "install.sh"
+
+    @property
+    def installer_url(self) -> str:
+        return f"https://raw.githubusercontent.com/rancher/rke2/{self.version.replace('+', '%2B')}/install.sh"
+
+    def url(self, name: str) -> str:
+        return f"{RKE2_RELEASES_URL}/{self.version.replace('+', '%2B')}/{name}"
+
+    @property
+    def node_files(self) -> tuple[str, ...]:
+        """What every node receives: the installer, the tarball, the checksums and the image archives."""
+        return (self.INSTALLER, self.checksums, self.tarball, *self.image_archives)
+
+
 # RKE2 v1.32.7+rke2r1 bundles rke2-cilium 1.17.600, whose appVersion is Cilium 1.17.6.
 RKE2_CILIUM_CHART = "1.17.600"
 CILIUM = "1.17.6"
@@ -63,6 +102,12 @@ FORTIO_UID = 1000
 
 # Istio's images, named explicitly rather than trusting what the release process wrote into the charts.
 ISTIO_HUB = "docker.io/istio"
+
+
+def istio_proxy_image(version: str) -> str:
+    """The proxy istiod starts for every Gateway (the ingress gateway and each waypoint): global.proxy.image
+    of the istiod chart ("proxyv2") under our hub and tag."""
+    return f"{ISTIO_HUB}/proxyv2:{version}"
 
 
 @dataclass(frozen=True)
@@ -171,3 +216,9 @@ UBUNTU_IMAGES: dict[GuestArch, CloudImage] = {
 
 # VirtualBox 7.0 introduced `hostonlynet` (required on macOS); older hosts are not supported.
 VIRTUALBOX_MIN = (7, 0)
+
+
+# --- Tools -------------------------------------------------------------------------------------------
+# Helm renders the pinned charts for `python -m tools.images` (the images a lab pulls, config/images.lock);
+# tools/helm.sh builds this release from Go modules when no Helm 3 is at hand.
+HELM = "v3.18.6"

@@ -95,6 +95,7 @@ def test_the_first_server_config_in_full(lab_settings):
         "etcd-snapshot-schedule-cron": lab_settings.cluster.etcd_snapshot_schedule,
         "etcd-snapshot-retention": lab_settings.cluster.etcd_snapshot_retention,
         "write-kubeconfig-mode": "0600",
+        "embedded-registry": True,
         "kube-apiserver-arg": ["service-account-extend-token-expiration=false"],
     }
 

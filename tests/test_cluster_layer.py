@@ -268,6 +268,8 @@ def exported(command: str) -> dict[str, str]:
 # (staged name, destination, mode) of each file, in the order the files step places them.
 SERVER_FILES = [
     ("rke2-config.yaml", "/etc/rancher/rke2/config.yaml", "0600"),
+    # The embedded registry mirror (on by default) is told which registries to share.
+    ("registries.yaml", "/etc/rancher/rke2/registries.yaml", "0600"),
     ("rke2-cilium-config.yaml", "/var/lib/rancher/rke2/server/manifests/rke2-cilium-config.yaml", "0600"),
     ("kube-vip.yaml", "/var/lib/rancher/rke2/agent/pod-manifests/kube-vip.yaml", "0600"),
 ]
@@ -279,7 +281,7 @@ def test_files_go_to_their_places_before_the_first_start(lab):
         inputs = exported(files.inputs["create"])
         placed = [tuple(line.split(" ")) for line in inputs["MESHLAB_FILES"].splitlines()]
         # Exactly these paths: a prefixed or suffixed destination is a file RKE2 never reads.
-        assert placed == (SERVER_FILES if node in SERVERS else SERVER_FILES[:1]), node
+        assert placed == (SERVER_FILES if node in SERVERS else SERVER_FILES[:2]), node
         assert inputs["MESHLAB_STAGING_DIR"] == "/home/meshlab/.meshlab-staging"
         assert re.fullmatch(r"[0-9a-f]{16}", inputs["MESHLAB_FILES_DIGEST"])
         for name, _, _ in placed:
@@ -371,7 +373,7 @@ def test_nfs_export_is_on_the_first_server_and_needs_no_rke2(lab, lab_settings):
 def test_remote_steps_hang_off_their_vm(lab):
     vms = {r.name: r.urn for r in lab.resources() if r.name.endswith("-vm") and r.type == "command:local:Command"}
     cluster_steps = [r for r in lab.resources() if r.type in (REMOTE, COPY) and r.name.startswith("cluster-")]
-    assert len(cluster_steps) == 3 * 9 + 3 * 7 + 3
+    assert len(cluster_steps) == 3 * 10 + 3 * 8 + 3
     for resource in cluster_steps:
         node = resource.name.removeprefix("cluster-").split("-")[0]
         node = node if node in (*SERVERS, *AGENTS) else "master1"

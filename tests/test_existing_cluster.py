@@ -161,6 +161,12 @@ BUILT_CLUSTER_SETTINGS: dict[str, tuple[Any, Any]] = {
     "meshlab:etcdSnapshotRetention": ("24", 24),
     "meshlab:ciliumOperatorReplicas": ("2", 2),
     "meshlab:nfsAllowedCidr": ("10.20.0.0/24", "10.20.0.0/24"),
+    "meshlab:embeddedRegistry": ("false", False),
+    # sources of RKE2 and the nodes' images
+    "meshlab:rke2Artifacts": ("download", "download"),
+    "meshlab:registryMirrors": (["*=https://mirror.example:5000"], "*=https://mirror.example:5000"),
+    "meshlab:registryCredentials": ('{"mirror.example:5000": {"username": "u", "password": "p"}}', "[secret]"),
+    "meshlab:registryCaPem": ("-----BEGIN CERTIFICATE-----", "-----BEGIN CERTIFICATE-----"),
 }
 
 
@@ -171,7 +177,7 @@ def test_the_cases_cover_every_setting_only_a_built_cluster_reads():
 @pytest.mark.parametrize(("key", "case"), BUILT_CLUSTER_SETTINGS.items(), ids=list(BUILT_CLUSTER_SETTINGS))
 def test_a_built_cluster_setting_with_a_kubeconfig_is_named_with_its_value(key, case):
     value, displayed = case
-    secret = frozenset({key}) if key == PRIVATE_KEY else frozenset()
+    secret = frozenset({key}) if key in (PRIVATE_KEY, "meshlab:registryCredentials") else frozenset()
     [problem] = problems_of(existing_config({key: value}, secret))
     assert str(problem).startswith(f"{key} = {displayed}: ")
     assert KUBECONFIG_KEY in problem.message and "remove it" in problem.message

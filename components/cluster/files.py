@@ -13,8 +13,9 @@ from typing import Any, Literal
 
 import yaml
 
-from config import versions
-from config.settings import NodeSpec, Settings
+from config import images, versions
+from config.registries import expand_mirrors, parse_credentials, parse_mirror
+from config.settings import NodeSpec, Settings, is_secret_placeholder
 
 SUPERVISOR_PORT = 9345
 API_PORT = 6443
@@ -23,6 +24,9 @@ CILIUM_CONFIG_PATH = "/var/lib/rancher/rke2/server/manifests/rke2-cilium-config.
 KUBE_VIP_PATH = "/var/lib/rancher/rke2/agent/pod-manifests/kube-vip.yaml"
 # RKE2's admin kubeconfig on a server; it points at the local API server.
 ADMIN_KUBECONFIG_PATH = "/etc/rancher/rke2/rke2.yaml"
+# Read by RKE2 when it starts, to write containerd's registry configuration (rke2-docs install/private_registry).
+REGISTRIES_PATH = "/etc/rancher/rke2/registries.yaml"
+REGISTRY_CA_PATH = "/etc/rancher/rke2/meshlab-registry-ca.pem"
 
 JoinRole = Literal["first-server", "server", "agent"]
 # Hubble flow metrics the Cilium and Hubble dashboards chart.
@@ -41,6 +45,8 @@ class NodeFile:
 CONFIG_FILE = NodeFile("rke2-config.yaml", CONFIG_PATH, "0600")
 CILIUM_FILE = NodeFile("rke2-cilium-config.yaml", CILIUM_CONFIG_PATH, "0600")
 KUBE_VIP_FILE = NodeFile("kube-vip.yaml", KUBE_VIP_PATH, "0600")
+REGISTRIES_FILE = NodeFile("registries.yaml", REGISTRIES_PATH, "0600")
+REGISTRY_CA_FILE = NodeFile("registry-ca.pem", REGISTRY_CA_PATH, "0644")
 
 
 def digest(text: str) -> str:
@@ -94,11 +100,61 @@ def rke2_config(node: NodeSpec, role: JoinRole, settings: Settings, token: str) 
             "etcd-snapshot-schedule-cron": cluster.etcd_snapshot_schedule,
             "etcd-snapshot-retention": cluster.etcd_snapshot_retention,
             "write-kubeconfig-mode": "0600",
+            # A server flag that turns the mirror on for the whole cluster; registries.yaml says which
+            # registries it serves.
+            **({"embedded-registry": True} if cluster.embedded_registry else {}),
             # CIS 1.11 hardening guide: service account tokens keep their configured expiry.
             "kube-apiserver-arg": ["service-account-extend-token-expiration=false"],
         }
     )
     return _dump(document)
+
+
+def registries_document(settings: Settings) -> dict[str, Any] | None:
+    """RKE2's registries.yaml as data, or None when there is nothing to say (no mirror, no login, no
+    embedded mirror). With the embedded mirror every registry the lab pulls from is listed, with no
+    endpoint of its own unless a mirror names one: a listed registry is one the nodes share."""
+    sources, cluster = settings.sources, settings.cluster
+    lab_registries = images.lab_registries()
+    mirrors = expand_mirrors((parse_mirror(entry) for entry in sources.registry_mirrors), lab_registries)
+    if cluster.embedded_registry:
+        for registry in lab_registries:
+            mirrors.setdefault(registry, [])
+    credentials = sources.registry_credentials.get_secret_value()
+    logins = {} if is_secret_placeholder(credentials) else parse_credentials(credentials)
+    configs: dict[str, dict[str, Any]] = {
+        host: {"auth": {"username": login.username, "password": login.password}} for host, login in logins.items()
+    }
+    if sources.registry_ca_pem:
+        https_hosts = {
+            url.split("/")[2] for endpoints in mirrors.values() for url in endpoints if url.startswith("https://")
+        }
+        for host in sorted(https_hosts):
+            configs.setdefault(host, {})["tls"] = {"ca_file": REGISTRY_CA_PATH}
+    if not mirrors and not configs:
+        return None
+    document: dict[str, Any] = {
+        "mirrors": {registry: {"endpoint": endpoints} if endpoints else {} for registry, endpoints in mirrors.items()}
+    }
+    if configs:
+        document["configs"] = dict(sorted(configs.items()))
+    return document
+
+
+def registries_yaml(document: dict[str, Any]) -> str:
+    return _dump(document)
+
+
+def registries_digest_text(document: dict[str, Any]) -> str:
+    """registries.yaml with each password replaced by a slow salted hash of it: a digest of this text tracks
+    every change (a new password restarts RKE2 too) and may be shown in plans and state."""
+    redacted = yaml.safe_load(_dump(document))
+    for host, config in redacted.get("configs", {}).items():
+        auth = config.get("auth")
+        if auth:
+            salt = f"meshlab:{host}:{auth['username']}".encode()
+            auth["password"] = hashlib.scrypt(auth["password"].encode(), salt=salt, n=2**14, r=8, p=1)[:8].hex()
+    return _dump(redacted)
 
 
 def cilium_values(settings: Settings) -> dict[str, Any]:

@@ -1,8 +1,10 @@
 """`meshlab:cluster:Rke2Node`: one VM, from bare Ubuntu to a Ready RKE2 node.
 
-preflight -> prepare -> (install, copy files -> place files) -> start -> upgrade. Start is
-where the join order is enforced (the cluster passes in what each node starts after); upgrade
-does nothing on create and runs only when the RKE2 version changes, one node at a time.
+preflight -> prepare -> (copy RKE2's artifacts ->) install, copy files -> place files -> start ->
+upgrade. Start is where the join order is enforced (the cluster passes in what each node starts
+after); upgrade does nothing on create and runs only when the RKE2 version changes, one node at a
+time. With meshlab:rke2Artifacts the node installs from copies of the workstation's verified
+artifacts (components/cluster/artifacts.py) and downloads nothing for RKE2 itself.
 """
 
 from __future__ import annotations
@@ -11,8 +13,9 @@ from collections.abc import Sequence
 
 import pulumi
 
-from components.cluster.files import CONFIG_FILE, JoinRole, NodeFile, digest
-from components.cluster.steps import NodeTarget, node_step, staged_copy
+from components.cluster.artifacts import Rke2Artifacts
+from components.cluster.files import JoinRole, NodeFile
+from components.cluster.steps import NodeTarget, node_step, staged_copy, staged_file_copy
 from config import versions
 from config.settings import RKE2_PORTS, Settings
 
@@ -21,6 +24,16 @@ TIME_SYNC_TIMEOUT_SECONDS = 120
 
 def staging_dir(ssh_user: str) -> str:
     return f"/home/{ssh_user}/.meshlab-staging"
+
+
+# Spegel, RKE2's embedded registry mirror, shares images between nodes on this port (with the supervisor's).
+EMBEDDED_REGISTRY_PORT = 5001
+
+
+def rke2_ports(rke2_type: str, settings: Settings) -> tuple[int, ...]:
+    """The ports RKE2 will listen on here: free before it is installed."""
+    extra = (EMBEDDED_REGISTRY_PORT,) if settings.cluster.embedded_registry else ()
+    return (*RKE2_PORTS[rke2_type], *extra)
 
 
 class Rke2Node(pulumi.ComponentResource):
@@ -32,9 +45,11 @@ class Rke2Node(pulumi.ComponentResource):
         join_role: JoinRole,
         settings: Settings,
         ssh_user: str,
-        config: pulumi.Output[str],
-        config_digest: str,
-        server_files: dict[NodeFile, str],
+        files: dict[NodeFile, pulumi.Input[str]],
+        start_digest: str,
+        files_digest: str,
+        endpoints: Sequence[str],
+        artifacts: Rke2Artifacts | None,
         start_after: Sequence[pulumi.Resource],
         upgrade_after: Sequence[pulumi.Resource],
         opts: pulumi.ResourceOptions | None = None,
@@ -61,9 +76,11 @@ class Rke2Node(pulumi.ComponentResource):
                 "MESHLAB_NODE_NAME": target.name,
                 "MESHLAB_NODE_IP": target.ip,
                 "MESHLAB_INTERFACE": settings.hosts.lab_interface,
-                "MESHLAB_PORTS": " ".join(str(port) for port in RKE2_PORTS[rke2_type]),
-                "MESHLAB_ENDPOINTS": " ".join((versions.RKE2_INSTALL_URL, *versions.REGISTRY_ENDPOINTS)),
+                "MESHLAB_PORTS": " ".join(str(port) for port in rke2_ports(rke2_type, settings)),
+                "MESHLAB_ENDPOINTS": " ".join(endpoints),
                 "MESHLAB_TIME_SYNC_TIMEOUT_SECONDS": str(TIME_SYNC_TIMEOUT_SECONDS),
+                # The preflight reaches https mirrors before the CA file is placed.
+                **({"MESHLAB_REGISTRY_CA_PEM": ca} if (ca := settings.sources.registry_ca_pem) else {}),
             },
             parent=self,
         )
@@ -77,11 +94,27 @@ class Rke2Node(pulumi.ComponentResource):
             parent=self,
             depends_on=[self.preflight],
         )
-        install_inputs = {
-            "MESHLAB_RKE2_VERSION": cluster.rke2_version,
-            "MESHLAB_RKE2_TYPE": rke2_type,
-            "MESHLAB_RKE2_INSTALL_URL": versions.RKE2_INSTALL_URL,
-        }
+        install_inputs = {"MESHLAB_RKE2_VERSION": cluster.rke2_version, "MESHLAB_RKE2_TYPE": rke2_type}
+        artifact_copies: list[pulumi.Resource] = []
+        if artifacts is None:
+            install_inputs["MESHLAB_RKE2_INSTALL_URL"] = versions.RKE2_INSTALL_URL
+        else:
+            # One directory per release, so an upgrade's copies never overwrite the installed release's.
+            artifact_dir = f"{staging}/rke2-{cluster.rke2_version}"
+            install_inputs["MESHLAB_RKE2_ARTIFACTS"] = artifact_dir
+            artifact_copies = [
+                staged_file_copy(
+                    f"{name}-artifact-{path.name}",
+                    target=target,
+                    local_path=str(path),
+                    # The files are complete and verified once the workstation's fetch has printed.
+                    ready=artifacts.manifest,
+                    remote_path=f"{artifact_dir}/{path.name}",
+                    parent=self,
+                    depends_on=[self.prepare, artifacts.fetch],
+                )
+                for path in artifacts.plan.node_files
+            ]
         self.install = node_step(
             f"{name}-install",
             target=target,
@@ -89,16 +122,15 @@ class Rke2Node(pulumi.ComponentResource):
             delete_script="rke2_uninstall",
             inputs=install_inputs,
             parent=self,
-            depends_on=[self.prepare],
+            depends_on=[self.prepare, *artifact_copies],
             # A new role is a new installation; a new version is the upgrade step's job.
             triggers=[rke2_type],
             ignore_changes=["create"],
         )
 
-        files: dict[NodeFile, pulumi.Input[str]] = {CONFIG_FILE: config, **server_files}
         copies = [
             staged_copy(
-                f"{name}-copy-{file.name.removesuffix('.yaml')}",
+                f"{name}-copy-{file.name.rsplit('.', 1)[0]}",
                 target=target,
                 content=content,
                 remote_path=f"{staging}/{file.name}",
@@ -107,8 +139,6 @@ class Rke2Node(pulumi.ComponentResource):
             )
             for file, content in files.items()
         ]
-        # Digests of what the files say (the token aside), so a changed file re-runs the step.
-        contents_digest = digest(config_digest + "".join(digest(text) for text in server_files.values()))
         file_lines = "\n".join(f"{file.name} {file.destination} {file.mode}" for file in files)
         self.files = node_step(
             f"{name}-files",
@@ -118,7 +148,8 @@ class Rke2Node(pulumi.ComponentResource):
             inputs={
                 "MESHLAB_STAGING_DIR": staging,
                 "MESHLAB_FILES": file_lines,
-                "MESHLAB_FILES_DIGEST": contents_digest,
+                # Digests of what the files say (secrets aside), so a changed file re-runs the step.
+                "MESHLAB_FILES_DIGEST": files_digest,
             },
             parent=self,
             depends_on=copies,
@@ -127,7 +158,7 @@ class Rke2Node(pulumi.ComponentResource):
         start_inputs = {
             "MESHLAB_SERVICE": service,
             "MESHLAB_NODE_NAME": target.name,
-            "MESHLAB_CONFIG_DIGEST": config_digest,
+            "MESHLAB_CONFIG_DIGEST": start_digest,
             "MESHLAB_TIMEOUT_SECONDS": timeout,
         }
         if join_role == "first-server":
@@ -157,6 +188,6 @@ class Rke2Node(pulumi.ComponentResource):
                 "MESHLAB_TIMEOUT_SECONDS": timeout,
             },
             parent=self,
-            depends_on=[self.started, *upgrade_after],
+            depends_on=[self.started, *upgrade_after, *artifact_copies],
         )
         self.register_outputs({"node": target.name, "joinRole": join_role})

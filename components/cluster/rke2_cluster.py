@@ -15,16 +15,24 @@ import pulumi_random as random
 from pulumi_command import remote
 
 from components.cluster.access import ClusterAccess
+from components.cluster.artifacts import ArtifactPlan, Rke2Artifacts
 from components.cluster.files import (
     ADMIN_KUBECONFIG_PATH,
     CILIUM_FILE,
+    CONFIG_FILE,
     KUBE_VIP_FILE,
+    REGISTRIES_FILE,
+    REGISTRY_CA_FILE,
     JoinRole,
+    NodeFile,
     api_endpoint,
     cilium_helm_chart_config,
     digest,
     kube_vip_manifest,
     nfs_export_line,
+    registries_digest_text,
+    registries_document,
+    registries_yaml,
     rewrite_kubeconfig,
     rke2_config,
 )
@@ -33,9 +41,27 @@ from components.cluster.node import Rke2Node
 from components.cluster.steps import NodeTarget, node_step
 from components.hosts.output import HostsOutput
 from components.sources import Sources
+from config import images, versions
+from config.registries import expand_mirrors, parse_mirror
 from config.settings import Settings, cluster_name
 
 TOKEN_LENGTH = 64
+
+
+def preflight_endpoints(settings: Settings) -> list[str]:
+    """What every node must reach before RKE2 is installed, for the stack's sources: RKE2's download (unless
+    the workstation brings the artifacts), and for each registry the lab pulls from its mirrors when it has
+    any, else the registry itself."""
+    endpoints = [] if settings.sources.rke2_artifacts else [versions.RKE2_INSTALL_URL, versions.RKE2_RELEASES_URL]
+    lab_registries = images.lab_registries()
+    mirrors = expand_mirrors((parse_mirror(entry) for entry in settings.sources.registry_mirrors), lab_registries)
+    for registry in lab_registries:
+        for endpoint in mirrors.get(registry) or [images.registry_endpoint(registry)]:
+            # A mirror URL with a path of its own is reached as written (containerd adds /v2 to bare hosts).
+            url = endpoint if endpoint.count("/") > 2 else f"{endpoint}/v2/"
+            if url not in endpoints:
+                endpoints.append(url)
+    return endpoints
 
 
 def cilium_workloads(settings: Settings) -> list[str]:
@@ -73,23 +99,46 @@ class Rke2Cluster(pulumi.ComponentResource):
             f"{name}-token", length=TOKEN_LENGTH, special=False, opts=pulumi.ResourceOptions(parent=self)
         )
         server_files = {CILIUM_FILE: cilium_helm_chart_config(settings), KUBE_VIP_FILE: kube_vip_manifest(settings)}
+        # Files every node gets, and what a change of them must restart (RKE2 reads them only at start).
+        node_files: dict[NodeFile, pulumi.Input[str]] = {}
+        restart_text = ""
+        registries = registries_document(settings)
+        if registries is not None:
+            text = registries_yaml(registries)
+            node_files[REGISTRIES_FILE] = pulumi.Output.secret(text) if "configs" in registries else text
+            restart_text += registries_digest_text(registries)
+        if settings.sources.registry_ca_pem:
+            node_files[REGISTRY_CA_FILE] = settings.sources.registry_ca_pem
+            restart_text += settings.sources.registry_ca_pem
+        endpoints = preflight_endpoints(settings)
+        plan = ArtifactPlan.of(settings)
+        self.artifacts = (
+            Rke2Artifacts(f"{name}-rke2-artifacts", plan=plan, opts=pulumi.ResourceOptions(parent=self))
+            if plan
+            else None
+        )
 
         def node(
             vm_index: int, role: JoinRole, start_after: list[pulumi.Resource], upgrade_after: list[pulumi.Resource]
         ) -> Rke2Node:
             vm = hosts.vms[vm_index]
+            config: pulumi.Output[str] = pulumi.Output.secret(
+                token.result.apply(lambda secret: rke2_config(vm.node, role, settings, secret))
+            )
+            own_files: dict[NodeFile, str] = server_files if role != "agent" else {}
+            # The token never changes, so a digest of everything else tracks the files.
+            start_digest = digest(rke2_config(vm.node, role, settings, "") + restart_text)
             return Rke2Node(
                 f"{name}-{vm.node.name}",
                 target=NodeTarget.of(vm, hosts.ssh),
                 join_role=role,
                 settings=settings,
                 ssh_user=hosts.ssh.user,
-                config=pulumi.Output.secret(
-                    token.result.apply(lambda secret: rke2_config(vm.node, role, settings, secret))
-                ),
-                # The token never changes, so a digest of everything else tracks the file.
-                config_digest=digest(rke2_config(vm.node, role, settings, "")),
-                server_files=server_files if role != "agent" else {},
+                files={CONFIG_FILE: config, **node_files, **own_files},
+                start_digest=start_digest,
+                files_digest=digest(start_digest + "".join(digest(text) for text in own_files.values())),
+                endpoints=endpoints,
+                artifacts=self.artifacts,
                 start_after=start_after,
                 upgrade_after=upgrade_after,
                 opts=pulumi.ResourceOptions(parent=self),

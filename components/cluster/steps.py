@@ -109,3 +109,26 @@ def staged_copy(
         triggers=[target.vm.uuid],
         opts=_options(target, parent, depends_on),
     )
+
+
+def staged_file_copy(
+    name: str,
+    *,
+    target: NodeTarget,
+    local_path: str,
+    ready: pulumi.Output[Any],
+    remote_path: str,
+    parent: pulumi.Resource,
+    depends_on: Sequence[pulumi.Resource] = (),
+) -> remote.CopyToRemote:
+    """Copy a workstation file to the node's staging directory. The file is read once `ready` is known: a
+    file that a step of this same update writes does not exist yet when the plan is made."""
+    source = ready.apply(lambda _: pulumi.FileAsset(local_path))
+    return remote.CopyToRemote(
+        name,
+        connection=target.connection,
+        source=source,
+        remote_path=remote_path,
+        triggers=[target.vm.uuid],
+        opts=_options(target, parent, depends_on),
+    )

@@ -25,6 +25,7 @@ STEPS = (
     "cluster_ready",
     "nfs_export",
     "nfs_unexport",
+    "rke2_artifacts_fetch",
 )
 SCRIPTS = StepScripts("cluster", __name__, STEPS)
 

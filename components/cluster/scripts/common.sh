@@ -117,11 +117,70 @@ version_number() { # v1.32.7+rke2r1 -> one comparable integer
   printf '%d' "$((BASH_REMATCH[1] * 1000000000 + BASH_REMATCH[2] * 1000000 + BASH_REMATCH[3] * 1000 + BASH_REMATCH[4]))"
 }
 
+# Where RKE2 imports image archives from when it starts (rke2-docs install/airgap.md, tarball method).
+AGENT_IMAGES="$RKE2_DATA/agent/images"
+# The manifest the workstation wrote: "SHA256  NAME" of every artifact a node receives.
+ARTIFACT_MANIFEST=meshlab-artifacts.sha256
+
+# verify_artifacts DIR: every file of DIR's manifest is there and matches it (copies are checked again on
+# the node: a transfer can break, and the installer checks only the tarball).
+verify_artifacts() {
+  local dir=$1 name expected actual
+  [ -f "$dir/$ARTIFACT_MANIFEST" ] ||
+    die "$dir/$ARTIFACT_MANIFEST is missing on $(hostname): the RKE2 artifacts were not copied here;" \
+      "re-run 'pulumi up' (or replace this node's artifact copies: pulumi up --replace URN, from pulumi stack --show-urns)"
+  while read -r expected name; do
+    [ -f "$dir/$name" ] ||
+      die "$dir/$name is missing on $(hostname): re-copy it (pulumi up --replace the URN of its copy, from pulumi stack --show-urns)"
+    actual=$(sha256sum "$dir/$name" | awk '{ print $1 }')
+    [ "$actual" = "$expected" ] ||
+      die "$dir/$name on $(hostname) does not match the workstation's checksum (expected $expected, got $actual):" \
+        "the copy is damaged; re-copy it (pulumi up --replace the URN of its copy, from pulumi stack --show-urns)"
+  done <"$dir/$ARTIFACT_MANIFEST"
+}
+
+# place_image_archives DIR: RKE2's image archives (the manifest's *.tar.zst) where RKE2 imports them at
+# start; a hard link when the directories share a file system, so the archives take their space once.
+place_image_archives() {
+  local dir=$1 name
+  install -d -m 0755 "$AGENT_IMAGES"
+  while read -r _ name; do
+    case $name in
+      *.tar.zst | *.tar.gz)
+        [[ $name == rke2.linux-* ]] && continue # the release tarball is the installer's
+        cmp -s "$dir/$name" "$AGENT_IMAGES/$name" && continue
+        ln -f "$dir/$name" "$AGENT_IMAGES/$name" 2>/dev/null || cp -f "$dir/$name" "$AGENT_IMAGES/$name"
+        ;;
+    esac
+  done <"$dir/$ARTIFACT_MANIFEST"
+}
+
+# run_installer VERSION TYPE: the RKE2 installer, from the artifacts when MESHLAB_RKE2_ARTIFACTS names
+# their directory on this node (nothing is downloaded), else downloaded from MESHLAB_RKE2_INSTALL_URL.
+run_installer() {
+  local version=$1 type=$2 installer artifacts=${MESHLAB_RKE2_ARTIFACTS:+$ROOT$MESHLAB_RKE2_ARTIFACTS}
+  if [ -n "$artifacts" ]; then
+    verify_artifacts "$artifacts"
+    place_image_archives "$artifacts"
+    INSTALL_RKE2_ARTIFACT_PATH="$artifacts" INSTALL_RKE2_VERSION="$version" INSTALL_RKE2_TYPE="$type" \
+      sh "$artifacts/install.sh" >/dev/null ||
+      die "the RKE2 installer failed for $version with the artifacts in $artifacts; re-run 'pulumi up' to retry"
+    return
+  fi
+  require_env MESHLAB_RKE2_INSTALL_URL
+  installer=$(mktemp)
+  curl -sfL --retry 5 --retry-delay 5 -o "$installer" "$MESHLAB_RKE2_INSTALL_URL" ||
+    die "cannot download the RKE2 installer from $MESHLAB_RKE2_INSTALL_URL"
+  INSTALL_RKE2_VERSION="$version" INSTALL_RKE2_TYPE="$type" sh "$installer" >/dev/null ||
+    die "the RKE2 installer failed for $version; re-run 'pulumi up' to retry"
+  rm -f "$installer"
+}
+
 # ensure_rke2 VERSION TYPE: install VERSION unless it is there; never go backwards.
 # Sets RKE2_CHANGED=1 when it installed something.
 RKE2_CHANGED=0
 ensure_rke2() {
-  local version=$1 type=$2 current installer
+  local version=$1 type=$2 current
   current=$(installed_rke2_version)
   if [ "$current" = "$version" ]; then
     log "RKE2 $version is already installed"
@@ -131,13 +190,8 @@ ensure_rke2() {
     die "RKE2 $current is installed on $(hostname); refusing to downgrade to $version" \
       "(RKE2 does not support downgrades: restore an etcd snapshot or rebuild the node)"
   fi
-  installer=$(mktemp)
-  curl -sfL --retry 5 --retry-delay 5 -o "$installer" "$MESHLAB_RKE2_INSTALL_URL" ||
-    die "cannot download the RKE2 installer from $MESHLAB_RKE2_INSTALL_URL"
-  log "installing RKE2 $version ($type)${current:+, replacing $current}"
-  INSTALL_RKE2_VERSION="$version" INSTALL_RKE2_TYPE="$type" sh "$installer" >/dev/null ||
-    die "the RKE2 installer failed for $version; re-run 'pulumi up' to retry"
-  rm -f "$installer"
+  log "installing RKE2 $version ($type)${current:+, replacing $current}${MESHLAB_RKE2_ARTIFACTS:+ from the copied artifacts}"
+  run_installer "$version" "$type"
   # shellcheck disable=SC2034 # read by the upgrade step
   RKE2_CHANGED=1
 }
@@ -169,14 +223,82 @@ service_failed_or_node_ready() { # SERVICE NODE [KUBELET-VERSION]
   systemctl is-failed --quiet "$1" || node_ready "$2" "${3:-}"
 }
 
+# describe_pull_failures: reads lines that report failed image pulls (containerd's log, RKE2's journal,
+# the kubelet's events) and prints "IMAGE from REGISTRY: WHY" for the newest five images, so a wait that
+# times out says why instead of only that it did.
+describe_pull_failures() {
+  local line image registry why seen=()
+  while IFS= read -r line; do
+    # containerd: PullImage \"IMAGE\" failed; kubelet: Failed to pull image "IMAGE"; RKE2: runtime image IMAGE:
+    line=${line//\\\"/\"}
+    if [[ $line =~ (PullImage|pull image)\ \"([^\"]+)\" ]]; then
+      image=${BASH_REMATCH[2]}
+    elif [[ $line =~ runtime\ image\ ([^ :]+:[^ :]+) ]]; then
+      image=${BASH_REMATCH[1]}
+    else
+      continue
+    fi
+    registry=${image%%/*}
+    [[ $image == */* && ( $registry == *.* || $registry == *:* ) ]] || registry=docker.io
+    [[ $registry == index.docker.io ]] && registry=docker.io
+    # The host the failing request went to (a mirror's, when one is configured).
+    [[ $line =~ https?://([^/ \"]+)/v2/ ]] && registry="$registry via ${BASH_REMATCH[1]}"
+    case $line in
+      *"429 Too Many Requests"* | *"toomanyrequests"* | *"TOOMANYREQUESTS"*)
+        why="429 Too Many Requests: the registry's pull limit (Docker Hub: 100 pulls per 6 hours per address"
+        why+=" for anonymous clients); wait, log in (meshlab:registryCredentials) or use a mirror (meshlab:registryMirrors)"
+        ;;
+      *"401 Unauthorized"* | *"403 Forbidden"* | *"unauthorized"* | *"denied"*)
+        why="the registry refused the credentials (401/403): check meshlab:registryCredentials for this host" ;;
+      *"no such host"* | *"i/o timeout"* | *"connection refused"* | *"network is unreachable"* | *"no route to host"* | *"TLS handshake timeout"*)
+        why="the registry is unreachable ($(grep -oE 'no such host|i/o timeout|connection refused|network is unreachable|no route to host|TLS handshake timeout' <<<"$line" | head -n 1))" ;;
+      *"x509:"* | *"certificate"*)
+        why="its TLS certificate is not trusted (meshlab:registryCaPem for a mirror's own CA)" ;;
+      *"not found"* | *"manifest unknown"*)
+        why="not found there (a mirror without this image? python -m tools.images STACK lists what it must hold)" ;;
+      *) why="the pull failed: ${line: -200}" ;;
+    esac
+    seen=("${seen[@]/#"$image from "*/}")
+    seen+=("$image from $registry: $why")
+  done
+  local entry count=0
+  for entry in "${seen[@]}"; do
+    [ -n "$entry" ] && count=$((count + 1))
+  done
+  for entry in "${seen[@]}"; do
+    [ -n "$entry" ] || continue
+    [ "$count" -le 5 ] && printf '  - %s\n' "$entry"
+    count=$((count - 1))
+  done
+}
+
+# node_pull_failures SERVICE: the failed pulls containerd (and RKE2, for its runtime image) logged here.
+node_pull_failures() {
+  local containerd_log="$RKE2_DATA/agent/containerd/containerd.log"
+  {
+    [ ! -f "$containerd_log" ] || grep -F 'PullImage' "$containerd_log" | grep -F 'failed' | tail -n 200
+    journalctl -u "$1" -n 500 --no-pager 2>/dev/null | grep -F 'runtime image' || true
+  } | describe_pull_failures
+}
+
+# with_pull_failures MESSAGE SERVICE: MESSAGE, and the failed pulls when there are any.
+with_pull_failures() {
+  local failures
+  failures=$(node_pull_failures "$2")
+  if [ -n "$failures" ]; then
+    printf '%s\nimage pulls failed on this node:\n%s' "$1" "$failures"
+  else
+    printf '%s' "$1"
+  fi
+}
+
 # wait_node_ready SERVICE NODE TIMEOUT [KUBELET-VERSION]
 wait_node_ready() {
   local service=$1 node=$2 timeout=$3 version=${4:-}
   wait_until "$timeout" service_failed_or_node_ready "$service" "$node" "$version" ||
-    die "timed out after ${timeout}s waiting for node $node to be Ready${version:+ on $version};" \
-      "see 'journalctl -u $service' on $node"
+    die "$(with_pull_failures "timed out after ${timeout}s waiting for node $node to be Ready${version:+ on $version}; see 'journalctl -u $service' on $node" "$service")"
   if systemctl is-failed --quiet "$service"; then
-    die "$service failed on $node: $(journalctl -u "$service" -n 20 --no-pager 2>&1 | tail -n 20)"
+    die "$(with_pull_failures "$service failed on $node: $(journalctl -u "$service" -n 20 --no-pager 2>&1 | tail -n 20)" "$service")"
   fi
   log "node $node is Ready${version:+ on $version}"
 }

@@ -1,6 +1,7 @@
 # Fail fast, listing every problem at once, when this node is not fit to run RKE2.
 # Inputs: MESHLAB_NODE_NAME, MESHLAB_NODE_IP, MESHLAB_INTERFACE, MESHLAB_PORTS (space-separated),
-# MESHLAB_ENDPOINTS (space-separated URLs), MESHLAB_TIME_SYNC_TIMEOUT_SECONDS.
+# MESHLAB_ENDPOINTS (space-separated URLs: what the stack's sources need reached), MESHLAB_TIME_SYNC_TIMEOUT_SECONDS,
+# optional MESHLAB_REGISTRY_CA_PEM (the CA https mirrors are signed by).
 require_env MESHLAB_NODE_NAME MESHLAB_NODE_IP MESHLAB_INTERFACE MESHLAB_PORTS MESHLAB_ENDPOINTS \
   MESHLAB_TIME_SYNC_TIMEOUT_SECONDS
 
@@ -33,12 +34,20 @@ is_address() {
   [[ $1 == *:* || $1 =~ ^[0-9]+\.[0-9]+\.[0-9]+\.[0-9]+$ ]]
 }
 
+curl_ca=()
+if [ -n "${MESHLAB_REGISTRY_CA_PEM:-}" ]; then
+  ca_file=$(mktemp)
+  trap 'rm -f "$ca_file"' EXIT
+  printf '%s\n' "$MESHLAB_REGISTRY_CA_PEM" >"$ca_file"
+  # The CA is added to the system's, as containerd will trust both.
+  curl_ca=(--cacert "$ca_file" --capath /etc/ssl/certs)
+fi
 for url in $MESHLAB_ENDPOINTS; do
   host=$(url_host "$url")
   if ! is_address "$host" && ! getent hosts "$host" >/dev/null; then
-    problems+=("DNS cannot resolve $host (resolvectl status): RKE2 and its images come from there")
-  elif ! curl -sS -o /dev/null --max-time 15 "$url" 2>/dev/null; then
-    problems+=("$url is not reachable: check the NAT adapter and any proxy")
+    problems+=("DNS cannot resolve $host (resolvectl status): RKE2 or its images come from there")
+  elif ! curl -sS -o /dev/null --max-time 15 "${curl_ca[@]}" "$url" 2>/dev/null; then
+    problems+=("$url is not reachable: check the NAT adapter, any proxy, and meshlab:registryMirrors")
   fi
 done
 
