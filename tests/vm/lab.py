@@ -171,14 +171,33 @@ class VmLab:
         return run
 
     def copy_step(self, name: str) -> StepRun:
-        """A CopyToRemote: its text written to its remote path as the login user."""
+        """A CopyToRemote: its text written to its remote path as the login user, or its file copied there
+        with scp (the parent directories made first, as the provider does)."""
         step = self.registration(COPY, name)
         source: Any = step.inputs["source"]
+        if isinstance(source, dict) and "path" in source:
+            return self._copy_file(step, source["path"], step.inputs["remotePath"])
         # A secret source (the RKE2 config holds the join token) is "[secret]" in a rendering under
         # mocks; the files step moves whatever is staged, so a placeholder exercises it the same way.
         text = source.get("text", "") if isinstance(source, dict) else f"# meshlab vm tier: placeholder for {source}\n"
         path = step.inputs["remotePath"]
         return self.ssh_retrying(self.node_of(step), f"cat > {shlex.quote(path)}", stdin=text)
+
+    def _copy_file(self, step: Registration, local_path: str, remote_path: str) -> StepRun:
+        node = self.node_of(step)
+        parent = remote_path.rsplit("/", 1)[0]
+        self.ssh_retrying(node, f"mkdir -p {shlex.quote(parent)}").check()
+        started = time.monotonic()
+        target = f"{self.user}@{self.node_ip(node)}:{remote_path}"
+        result = self.netns.run(
+            ["scp", "-q", *SSH_OPTIONS, "-i", str(self.private_key), local_path, target],
+            capture_output=True,
+            timeout=600,
+            check=False,
+        )
+        seconds = time.monotonic() - started
+        self.timings.append((step.name, seconds))
+        return StepRun(step.name, result.returncode, result.stdout.strip(), result.stderr, seconds)
 
     def node_of(self, step: Registration) -> str:
         """The node a step runs on: `NODE-...` in the hosts layer, `cluster-NODE-...` in the cluster
