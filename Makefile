@@ -13,7 +13,7 @@ POLICY_CONFIG := $(wildcard policy-pack/config/$(STACK).json)
 POLICY := --policy-pack policy-pack $(if $(POLICY_CONFIG),--policy-pack-config $(POLICY_CONFIG))
 
 .PHONY: venv test test-offline lint plan up preview destroy bench project-file cloud-init-validator reference clean engine \
-	test-engine test-plugins kube test-kube vm test-vm test-apply mutation
+	test-engine test-plugins kube test-kube vm test-vm test-apply mutation images
 
 venv: $(VENV)/.installed
 
@@ -98,6 +98,12 @@ mutation: venv
 
 plan: venv
 	$(BIN)/python -m tools.plan $(STACK)
+
+# Every container image the stack's lab pulls (RKE2's, the charts' through `helm template`, meshlab's own), one a
+# line, for a mirror script (the recipe is not echoed: redirect it); IMAGES_ARGS="--mirror HOST/PREFIX --origin" adds
+# columns (tools/images.py).
+images: venv
+	@$(BIN)/python -m tools.images $(STACK) $(IMAGES_ARGS)
 
 project-file: venv
 	$(BIN)/python -m tools.project_file --write

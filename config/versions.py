@@ -106,8 +106,9 @@ ISTIO_HUB = "docker.io/istio"
 
 def istio_proxy_image(version: str) -> str:
     """The proxy istiod starts for every Gateway (the ingress gateway and each waypoint): global.proxy.image
-    of the istiod chart ("proxyv2") under our hub and tag."""
-    return f"{ISTIO_HUB}/proxyv2:{version}"
+    of the istiod chart ("proxyv2") under our hub and tag, of the distroless variant that the ambient
+    profile selects (global.variant; the charts' own images carry the same suffix, see config/images.lock)."""
+    return f"{ISTIO_HUB}/proxyv2:{version}-distroless"
 
 
 @dataclass(frozen=True)

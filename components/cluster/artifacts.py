@@ -9,6 +9,7 @@ copies that it checks again before installing from them (components/cluster/node
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,9 +25,15 @@ MANIFEST = "meshlab-artifacts.sha256"
 
 
 def cache_root(settings: Settings) -> Path:
-    """meshlab's cache on the workstation (the VM images live there too)."""
-    configured = settings.access.image_cache_dir
-    return Path(configured) if configured else Path("~/.cache/meshlab").expanduser()
+    """meshlab's cache on the workstation, where the VM images live too: meshlab:imageCacheDir, else
+    $MESHLAB_CACHE_DIR (as the hosts' scripts read it), else ~/.cache/meshlab."""
+    configured = settings.access.image_cache_dir or os.environ.get("MESHLAB_CACHE_DIR", "")
+    return Path(configured).expanduser() if configured else Path.home() / ".cache" / "meshlab"
+
+
+def release_cache(settings: Settings) -> Path:
+    """The per-release cache of RKE2's artifacts on the workstation: one directory per version and guest arch."""
+    return cache_root(settings) / "rke2" / f"{settings.cluster.rke2_version}-{settings.topology.guest_arch}"
 
 
 @dataclass(frozen=True)
@@ -44,7 +51,7 @@ class ArtifactPlan:
         if not mode:
             return None
         release = versions.Rke2Artifacts(settings.cluster.rke2_version, settings.topology.guest_arch)
-        cached = cache_root(settings) / "rke2" / f"{release.version}-{release.arch}"
+        cached = release_cache(settings)
         download = mode == RKE2_ARTIFACTS_DOWNLOAD
         # A user's directory may be read-only: the manifest always goes to the cache.
         return ArtifactPlan(release, cached if download else Path(mode), cached / MANIFEST, download)
