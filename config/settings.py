@@ -40,6 +40,8 @@ MINIMUM_RESOURCES: dict[str, dict[str, int]] = {
 # The TCP ports RKE2 listens on by role (API, supervisor, kubelet, etcd client/peer/metrics): free
 # on a machine before RKE2 is installed there.
 RKE2_PORTS: dict[str, tuple[int, ...]] = {"server": (6443, 9345, 10250, 2379, 2380, 2381), "agent": (10250,)}
+# Spegel, RKE2's embedded registry mirror, shares images between nodes on this port (with the supervisor's).
+EMBEDDED_REGISTRY_PORT = 5001
 # What the node steps are written for (apt, systemd; networkd is configured only where it runs):
 # an existing host must run one of these ("ID VERSION_ID" of /etc/os-release).
 EXISTING_HOST_OS = ("ubuntu 24.04", "ubuntu 22.04", "debian 12")
@@ -376,6 +378,10 @@ class ClusterSettings(_Section):
     def existing(self) -> bool:
         """The stack targets a cluster meshlab did not build."""
         return bool(self.kubeconfig.get_secret_value())
+
+    def rke2_ports(self, role: str) -> tuple[int, ...]:
+        """The TCP ports RKE2 listens on for a role ("server" or "agent"): free before it is installed."""
+        return (*RKE2_PORTS[role], *((EMBEDDED_REGISTRY_PORT,) if self.embedded_registry else ()))
 
 
 class MeshSettings(_Section):

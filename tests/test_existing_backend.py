@@ -150,6 +150,9 @@ def test_the_preflight_checks_every_node_against_its_role_before_any_step(render
         f"{network.metallb_pool.first}=meshlab:metallbPool",
         f"{network.metallb_pool.last}=meshlab:metallbPool",
     ]
+    # RKE2's ports, the embedded registry mirror's among them (on by default), must be free on every node.
+    assert environment["MESHLAB_SERVER_PORTS"].split() == ["6443", "9345", "10250", "2379", "2380", "2381", "5001"]
+    assert environment["MESHLAB_AGENT_PORTS"].split() == ["10250", "5001"]
     assert check.inputs["triggers"] == [environment["MESHLAB_NODES"]]
     # Every node step waits for the check of all nodes, through its node's identity read.
     identities = {

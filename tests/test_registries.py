@@ -11,11 +11,10 @@ import pytest
 import yaml
 
 from components.cluster.files import registries_digest_text, registries_document, rke2_config
-from components.cluster.node import EMBEDDED_REGISTRY_PORT
 from config import images, versions
 from config.loader import StackConfig, settings_from_config
 from config.registries import MirrorEntry, expand_mirrors, parse_mirror
-from config.settings import Settings
+from config.settings import EMBEDDED_REGISTRY_PORT, Settings
 from config.validation import SettingsError
 from tests.test_cluster_layer import copied_text, script_inputs, step
 from tools.render import SECRET, with_overrides
@@ -313,3 +312,12 @@ def test_logins_make_registries_yaml_secret_and_mirrors_steer_the_preflight(rend
     assert digest != script_inputs(step(other, "worker2", "start").inputs["create"])["MESHLAB_CONFIG_DIGEST"]
     for registration in rendering.resources():
         assert "s3cret" not in json.dumps(registration.inputs)
+
+
+def test_without_the_embedded_mirror_its_port_need_not_be_free(render_with):
+    rendering = render_with({"meshlab:embeddedRegistry": False})
+    preflight = script_inputs(step(rendering, "worker1", "preflight").inputs["create"])
+    assert preflight["MESHLAB_PORTS"].split() == ["10250"]
+    existing = render_with({"meshlab:embeddedRegistry": False}, stack="prod")
+    [check] = existing.of_type("command:local:Command")
+    assert "5001" not in check.inputs["environment"]["MESHLAB_AGENT_PORTS"].split()

@@ -17,7 +17,7 @@ from components.cluster.artifacts import Rke2Artifacts
 from components.cluster.files import JoinRole, NodeFile
 from components.cluster.steps import NodeTarget, node_step, staged_copy, staged_file_copy
 from config import versions
-from config.settings import RKE2_PORTS, Settings
+from config.settings import Settings
 
 TIME_SYNC_TIMEOUT_SECONDS = 120
 
@@ -25,15 +25,6 @@ TIME_SYNC_TIMEOUT_SECONDS = 120
 def staging_dir(ssh_user: str) -> str:
     return f"/home/{ssh_user}/.meshlab-staging"
 
-
-# Spegel, RKE2's embedded registry mirror, shares images between nodes on this port (with the supervisor's).
-EMBEDDED_REGISTRY_PORT = 5001
-
-
-def rke2_ports(rke2_type: str, settings: Settings) -> tuple[int, ...]:
-    """The ports RKE2 will listen on here: free before it is installed."""
-    extra = (EMBEDDED_REGISTRY_PORT,) if settings.cluster.embedded_registry else ()
-    return (*RKE2_PORTS[rke2_type], *extra)
 
 
 class Rke2Node(pulumi.ComponentResource):
@@ -76,7 +67,7 @@ class Rke2Node(pulumi.ComponentResource):
                 "MESHLAB_NODE_NAME": target.name,
                 "MESHLAB_NODE_IP": target.ip,
                 "MESHLAB_INTERFACE": settings.hosts.lab_interface,
-                "MESHLAB_PORTS": " ".join(str(port) for port in rke2_ports(rke2_type, settings)),
+                "MESHLAB_PORTS": " ".join(str(port) for port in cluster.rke2_ports(rke2_type)),
                 "MESHLAB_ENDPOINTS": " ".join(endpoints),
                 "MESHLAB_TIME_SYNC_TIMEOUT_SECONDS": str(TIME_SYNC_TIMEOUT_SECONDS),
                 # The preflight reaches https mirrors before the CA file is placed.

@@ -92,6 +92,7 @@ class ExistingHosts(pulumi.ComponentResource):
             interface=hosts.node_interface,
             guest_arch=topology.guest_arch,
             announced=announced_addresses(settings),
+            ports={role: settings.cluster.rke2_ports(role) for role in ("server", "agent")},
             opts=pulumi.ResourceOptions(parent=self),
         )
         # Each node's steps wait for the preflight of all of them.

@@ -8,7 +8,7 @@ import pulumi
 from components.hosts.scripts import render_script
 from components.hosts.steps import step_command
 from components.hosts.vm import SshAccess, VmSize
-from config.settings import EXISTING_HOST_OS, EXISTING_MEMORY_PERCENT, RKE2_PORTS, NodeSpec
+from config.settings import EXISTING_HOST_OS, EXISTING_MEMORY_PERCENT, NodeSpec
 
 # How long the check waits for a clock that is not synchronised yet (a host that just booted).
 TIME_SYNC_TIMEOUT_SECONDS = 30
@@ -34,10 +34,12 @@ class ExistingPreflight(pulumi.ComponentResource):
         interface: str,
         guest_arch: str,
         announced: dict[str, str],
+        ports: dict[str, tuple[int, ...]],
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
         """`announced`: the addresses meshlab will announce on the nodes' network, each with the key
-        that sets it; the preflight looks whether another machine has one already."""
+        that sets it; the preflight looks whether another machine has one already. `ports`: by role, the
+        ports RKE2 will listen on (free unless meshlab's RKE2 holds them)."""
         super().__init__("meshlab:hosts:ExistingPreflight", name, None, opts)
         wanted = preflight_nodes(nodes, sizes)
         environment: dict[str, pulumi.Input[str]] = {
@@ -48,8 +50,8 @@ class ExistingPreflight(pulumi.ComponentResource):
             "MESHLAB_GUEST_ARCH": guest_arch,
             "MESHLAB_SUPPORTED_OS": ",".join(EXISTING_HOST_OS),
             "MESHLAB_MEMORY_PERCENT": str(EXISTING_MEMORY_PERCENT),
-            "MESHLAB_SERVER_PORTS": " ".join(str(port) for port in RKE2_PORTS["server"]),
-            "MESHLAB_AGENT_PORTS": " ".join(str(port) for port in RKE2_PORTS["agent"]),
+            "MESHLAB_SERVER_PORTS": " ".join(str(port) for port in ports["server"]),
+            "MESHLAB_AGENT_PORTS": " ".join(str(port) for port in ports["agent"]),
             "MESHLAB_TIME_SYNC_TIMEOUT_SECONDS": str(TIME_SYNC_TIMEOUT_SECONDS),
             "MESHLAB_NODE_CHECK": render_script("existing_check"),
             "MESHLAB_FREE_ADDRESSES": " ".join(f"{address}={key}" for address, key in announced.items()),
