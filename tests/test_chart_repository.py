@@ -21,7 +21,9 @@ import pytest
 import yaml
 
 from config import versions
-from tests.apply.chart_repository import (
+from tests.apply.chart_repository import serve
+from tools import fetch_reference
+from tools.chart_repository import (
     INDEX,
     METADATA_FIELDS,
     ChartEntry,
@@ -29,9 +31,7 @@ from tests.apply.chart_repository import (
     HelmIgnore,
     build_repository,
     chart_sources_folder,
-    serve,
 )
-from tools import fetch_reference
 
 ISTIO_CHARTS = {"base", "istiod", "cni", "ztunnel"}
 # The values.yaml lines Istio's release tooling edits (hub, tag), as ../shared/chart-sources/README.md numbers them.

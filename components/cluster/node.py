@@ -26,7 +26,6 @@ def staging_dir(ssh_user: str) -> str:
     return f"/home/{ssh_user}/.meshlab-staging"
 
 
-
 class Rke2Node(pulumi.ComponentResource):
     def __init__(
         self,

@@ -89,6 +89,25 @@ def node_step(
     )
 
 
+def _copy(
+    name: str,
+    *,
+    target: NodeTarget,
+    source: pulumi.Input[pulumi.Asset],
+    remote_path: str,
+    parent: pulumi.Resource,
+    depends_on: Sequence[pulumi.Resource],
+) -> remote.CopyToRemote:
+    return remote.CopyToRemote(
+        name,
+        connection=target.connection,
+        source=source,
+        remote_path=remote_path,
+        triggers=[target.vm.uuid],
+        opts=_options(target, parent, depends_on),
+    )
+
+
 def staged_copy(
     name: str,
     *,
@@ -101,14 +120,7 @@ def staged_copy(
     """Copy generated text to the node's staging directory (as the login user; root-owned
     places are filled by the files step). A secret `content` stays secret."""
     source = pulumi.Output.from_input(content).apply(pulumi.StringAsset)
-    return remote.CopyToRemote(
-        name,
-        connection=target.connection,
-        source=source,
-        remote_path=remote_path,
-        triggers=[target.vm.uuid],
-        opts=_options(target, parent, depends_on),
-    )
+    return _copy(name, target=target, source=source, remote_path=remote_path, parent=parent, depends_on=depends_on)
 
 
 def staged_file_copy(
@@ -121,14 +133,8 @@ def staged_file_copy(
     parent: pulumi.Resource,
     depends_on: Sequence[pulumi.Resource] = (),
 ) -> remote.CopyToRemote:
-    """Copy a workstation file to the node's staging directory. The file is read once `ready` is known: a
-    file that a step of this same update writes does not exist yet when the plan is made."""
+    """Copy a workstation file to the node's staging directory (the provider makes the directories). The file
+    is read once `ready` is known: a file that a step of this same update writes does not exist yet when the
+    plan is made."""
     source = ready.apply(lambda _: pulumi.FileAsset(local_path))
-    return remote.CopyToRemote(
-        name,
-        connection=target.connection,
-        source=source,
-        remote_path=remote_path,
-        triggers=[target.vm.uuid],
-        opts=_options(target, parent, depends_on),
-    )
+    return _copy(name, target=target, source=source, remote_path=remote_path, parent=parent, depends_on=depends_on)
