@@ -13,7 +13,7 @@ POLICY_CONFIG := $(wildcard policy-pack/config/$(STACK).json)
 POLICY := --policy-pack policy-pack $(if $(POLICY_CONFIG),--policy-pack-config $(POLICY_CONFIG))
 
 .PHONY: venv test test-offline lint plan up preview destroy bench project-file cloud-init-validator reference clean engine \
-	test-engine test-plugins kube test-kube vm test-vm test-apply mutation images
+	test-engine test-plugins kube test-kube vm test-vm test-apply mutation images helm
 
 venv: $(VENV)/.installed
 
@@ -77,7 +77,12 @@ test-kube: venv kube
 # with kube-scheduler and KWOK fake nodes, the charts from a repository on loopback; up, up again, the
 # rollout back and forth, refused changes, destroy, an interrupted up. In a network namespace of its own
 # that holds only loopback (root). The webhook admission plugins are off: no webhook serves on fake nodes.
-test-apply: venv engine kube
+# Helm, for tools.images: one on PATH, or Helm config/versions.py HELM built from Go modules (tools/helm.sh; a
+# minute with the module cache warm). Built here, before the apply tier's namespace cuts the network off.
+helm: venv
+	@bash tools/helm.sh "$$($(BIN)/python -c 'from config.versions import HELM; print(HELM)')" >/dev/null
+
+test-apply: venv engine kube helm
 	unshare --net -- bash -c 'ip link set lo up && exec $(BIN)/python -m pytest -s tests/apply'
 
 # Real VMs: QEMU and the image tools from Debian packages, then the stand-in guest image built from
