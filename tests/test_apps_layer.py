@@ -108,6 +108,16 @@ def test_ingress_goes_through_the_waypoint_for_every_service_in_ns_test(lab, ren
             assert ingress_uses_waypoint(service, namespace), service.name
 
 
+def test_the_apps_service_carries_the_ingress_label_itself_once_it_has_a_waypoint(lab, render_with):
+    """Istio reads a Service's own label first; before 1.27 only that one (the namespace fallback is 1.27's)."""
+    labels = app_objects(lab)["Service/web-test-service"].inputs["metadata"]["labels"]
+    assert labels[INGRESS_USE_WAYPOINT] == "true"
+    assert labels["app"] == "web-test"
+    # Phase 2 has no waypoint: no label that would point the ingress at one.
+    enrolling = app_objects(render_with({"meshlab:rolloutPhase": 2}))["Service/web-test-service"]
+    assert INGRESS_USE_WAYPOINT not in enrolling.inputs["metadata"]["labels"]
+
+
 def test_service_keeps_the_seeds_nodeport(lab):
     service = app_objects(lab)["Service/web-test-service"].inputs
     [port] = service["spec"]["ports"]

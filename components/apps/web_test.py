@@ -56,13 +56,17 @@ class WebTestShape:
         return WebTestShape(mtls_mode="PERMISSIVE" if phase == 2 else "STRICT", waypoint=phase >= 3, ingress=phase >= 3)
 
 
+# Istio: ingress gateways send a Service's traffic through its waypoint (else they skip it).
+INGRESS_USE_WAYPOINT = "istio.io/ingress-use-waypoint"
+
+
 def namespace_spec(shape: WebTestShape) -> NamespaceSpec:
     labels = {"istio.io/dataplane-mode": "ambient"}
     if shape.waypoint:
         labels["istio.io/use-waypoint"] = WAYPOINT
         # Ingress gateways skip service waypoints unless told otherwise (then POST / gets nginx's 405, not
         # 403). On the namespace (Istio 1.27), it covers every Service here, present and future.
-        labels["istio.io/ingress-use-waypoint"] = "true"
+        labels[INGRESS_USE_WAYPOINT] = "true"
     return NamespaceSpec(NAMESPACE, "restricted", labels=labels)
 
 
@@ -155,11 +159,14 @@ def deployment(settings: Settings) -> dict[str, Any]:
     return deployment_document(APP, NAMESPACE, V1_LABELS, pod_template(V1_LABELS, settings.apps.test_app_image))
 
 
-def service() -> dict[str, Any]:
+def service(shape: WebTestShape) -> dict[str, Any]:
+    # The Service carries the ingress label too: Istio reads a Service's own label first, and releases
+    # before 1.27 read only that one (the namespace fallback came with 1.27).
+    labels = {**APP_LABELS, INGRESS_USE_WAYPOINT: "true"} if shape.waypoint else APP_LABELS
     return {
         "apiVersion": "v1",
         "kind": "Service",
-        "metadata": {"name": SERVICE, "namespace": NAMESPACE, "labels": APP_LABELS},
+        "metadata": {"name": SERVICE, "namespace": NAMESPACE, "labels": labels},
         "spec": {
             # The seed's NodePort, kept so the suite can show that direct access is blocked.
             "type": "NodePort",
@@ -263,7 +270,7 @@ class WebTest(pulumi.ComponentResource):
             f"{name}-mtls", peer_authentication(shape.mtls_mode), access.options(self, in_namespace)
         )
         self.deployment = kube_object(f"{name}-deployment", deployment(settings), access.options(self, in_namespace))
-        self.service = kube_object(f"{name}-service", service(), access.options(self, in_namespace))
+        self.service = kube_object(f"{name}-service", service(shape), access.options(self, in_namespace))
         self.waypoint: pulumi.Resource | None = None
         if shape.waypoint:
             self.waypoint = kube_object(

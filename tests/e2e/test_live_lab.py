@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import http.client
 import json
+import time
 import uuid
 from collections.abc import Iterator
 
@@ -127,8 +128,20 @@ def app_pod(live: LiveLab) -> Iterator[Pod]:
         yield pod
 
 
+def reached(code: int, status: str) -> bool:
+    """A connection that got an HTTP answer: the policy under test is about the connection, and httpbin.org
+    often answers 502 or 503 itself."""
+    return code == 0 and len(status) == 3 and status.isdigit() and status != "000"
+
+
 def test_app_reaches_the_allowed_name(app_pod: Pod) -> None:
-    assert app_pod.curl("https://httpbin.org/get") == (0, "200")
+    attempts = []
+    for _ in range(3):  # the allowed name's own hiccups (DNS, a dropped connection) are retried
+        attempts.append(app_pod.curl("https://httpbin.org/get"))
+        if reached(*attempts[-1]):
+            return
+        time.sleep(5)
+    pytest.fail(f"no HTTP answer from httpbin.org in 3 attempts (curl exit code, status): {attempts}")
 
 
 def test_app_cannot_reach_other_names(app_pod: Pod) -> None:
