@@ -134,7 +134,10 @@ preview: prerequisites-preview venv
 	$(require_pulumi)
 	pulumi preview --stack "$(STACK)" $(POLICY)
 
+# On existing hosts or an existing cluster, destroy touches machines meshlab did not create: it names them and
+# asks for the stack's name first (CONFIRM_DESTROY=STACK answers for scripts; tools/destroy_guard.py).
 destroy: prerequisites-destroy venv
+	$(BIN)/python -m tools.destroy_guard "$(STACK)"
 	$(require_pulumi)
 	pulumi destroy --stack "$(STACK)"
 

@@ -61,7 +61,8 @@ def project_document() -> dict[str, Any]:
             config[config_key(field_name)] = declaration
     return {
         "name": "meshlab",
-        "description": "A production-shaped Kubernetes service-mesh lab (RKE2, Cilium, Istio ambient) on VirtualBox",
+        "description": "A production-shaped Kubernetes service-mesh lab (RKE2, Cilium, Istio ambient) on VirtualBox or "
+        "QEMU VMs, existing hosts, or an existing cluster",
         "runtime": {"name": "python", "options": {"toolchain": "pip", "virtualenv": "venv"}},
         "config": config,
     }
