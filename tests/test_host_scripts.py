@@ -353,6 +353,71 @@ def test_network_delete_leaves_an_adopted_interface(env: dict[str, str]) -> None
     assert [i["name"] for i in state(env)["hostonlyifs"]] == ["vboxnet0"]
 
 
+# The lab's static addresses in the adopted subnet 192.168.99.0/24, as components.hosts.network passes them.
+RESERVED = (
+    "192.168.99.11 192.168.99.11 meshlab:servers\n"
+    "192.168.99.10 192.168.99.10 meshlab:apiVip\n"
+    "192.168.99.200 192.168.99.250 meshlab:metallbPool"
+)
+
+
+def set_dhcp_range(env: dict[str, str], interface: str, lower: str, upper: str, enabled: bool = True) -> None:
+    current = state(env)
+    [server] = [d for d in current["dhcpservers"] if d["network"] == f"HostInterfaceNetworking-{interface}"]
+    server.update(lower=lower, upper=upper, enabled=enabled)
+    Path(env["FAKE_VBOX_STATE"]).write_text(json.dumps(current))
+
+
+def test_an_adopted_network_whose_dhcp_server_leases_lab_addresses_is_refused(env: dict[str, str]) -> None:
+    name = add_host_only_if(env, "192.168.99.1")
+    # VirtualBox's default range of a host-only network: .101 to .254, over MetalLB's pool.
+    set_dhcp_range(env, name, "192.168.99.101", "192.168.99.254")
+
+    result = run("network_create", {**env, **NETWORK, "MESHLAB_RESERVED": RESERVED})
+
+    assert result.returncode != 0
+    assert f"host-only network {name} (not meshlab's) runs a DHCP server that leases 192.168.99.101-192.168.99.254" in (
+        result.stderr
+    )
+    assert "meshlab:metallbPool (192.168.99.200-192.168.99.250)" in result.stderr
+    assert "meshlab:servers" not in result.stderr and "meshlab:apiVip" not in result.stderr
+    assert f"VBoxManage dhcpserver modify --interface={name} --disable" in result.stderr
+    # Not meshlab's to change.
+    assert calls_of(env, "dhcpserver") == []
+
+
+@pytest.mark.parametrize(
+    ("lower", "upper", "enabled"),
+    [("192.168.99.101", "192.168.99.254", False), ("192.168.99.20", "192.168.99.99", True)],
+    ids=["disabled", "clear of the lab"],
+)
+def test_an_adopted_network_whose_dhcp_server_leases_nothing_of_the_labs_is_used(
+    env: dict[str, str], lower: str, upper: str, enabled: bool
+) -> None:
+    name = add_host_only_if(env, "192.168.99.1")
+    set_dhcp_range(env, name, lower, upper, enabled)
+
+    result = run("network_create", {**env, **NETWORK, "MESHLAB_RESERVED": RESERVED})
+
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == f"hostonlyif {name} existing\n"
+
+
+def test_meshlabs_own_network_has_its_dhcp_server_turned_off_again(env: dict[str, str]) -> None:
+    created = run("network_create", {**env, **NETWORK, "MESHLAB_RESERVED": RESERVED})
+    assert created.returncode == 0, created.stderr
+    [name] = [i["name"] for i in state(env)["hostonlyifs"]]
+    set_dhcp_range(env, name, "192.168.99.101", "192.168.99.254", enabled=True)  # turned on by hand
+
+    rerun = run(
+        "network_create", {**env, **NETWORK, "MESHLAB_RESERVED": RESERVED}, PULUMI_COMMAND_STDOUT=created.stdout
+    )
+
+    assert rerun.returncode == 0, rerun.stderr
+    assert rerun.stdout == f"hostonlyif {name} created\n"
+    assert {d["network"]: d["enabled"] for d in state(env)["dhcpservers"]}[f"HostInterfaceNetworking-{name}"] is False
+
+
 def as_macos(env: dict[str, str], bin_dir: Path) -> dict[str, str]:
     """env with an `uname` that says Darwin, so the scripts take their hostonlynet (macOS) path."""
     bin_dir.mkdir()

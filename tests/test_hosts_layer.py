@@ -300,3 +300,17 @@ def test_the_macos_dhcp_address_is_the_one_after_the_host_and_only_when_it_is_fr
     assert macos_dhcp_address(vip_next.network, vip_next.topology.nodes) is None  # .10 is the API VIP
     last = settings_from_config(with_overrides(stack_configs["lab"], {"meshlab:hostOnlyHostIp": "192.168.56.254"}))
     assert macos_dhcp_address(last.network, last.topology.nodes) is None  # .255 is the broadcast address
+
+
+def test_the_network_step_knows_every_address_the_lab_uses_statically(lab, stack_configs):
+    """An adopted network's DHCP server must not lease them (network_create refuses one that does)."""
+    settings = settings_from_config(stack_configs["lab"])
+    environment = lab.named("hosts-host-only-network").inputs["environment"]
+    lines = [line.split() for line in environment["MESHLAB_RESERVED"].splitlines()]
+    pool = settings.network.metallb_pool
+    assert [str(pool.first), str(pool.last), "meshlab:metallbPool"] in lines
+    assert [str(settings.network.vip)] * 2 + ["meshlab:apiVip"] in lines
+    for node in settings.topology.nodes:
+        key = "meshlab:servers" if node.role == "server" else "meshlab:agents"
+        assert [str(node.ip), str(node.ip), key] in lines
+    assert len(lines) == len(settings.topology.nodes) + 2

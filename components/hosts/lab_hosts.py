@@ -10,7 +10,7 @@ from __future__ import annotations
 import pulumi
 
 from components.hosts.image import BaseImage, cloud_image
-from components.hosts.network import HostOnlyNetwork, macos_dhcp_address
+from components.hosts.network import HostOnlyNetwork, macos_dhcp_address, reserved_addresses
 from components.hosts.output import HostsOutput, ssh_access
 from components.hosts.preflight import HostPreflight
 from components.hosts.vm import VirtualBoxVm, vm_sizes
@@ -45,6 +45,7 @@ class LabHosts(pulumi.ComponentResource):
             subnet=network.subnet,
             host_ip=network.host_ip,
             dhcp_ip=macos_dhcp_address(network, topology.nodes),
+            reserved=reserved_addresses(network, topology.nodes),
             opts=after_preflight,
         )
         self.image = BaseImage(f"{name}-image", image=image, cache_environment=cache, opts=after_preflight)

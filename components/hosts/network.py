@@ -8,7 +8,20 @@ from ipaddress import IPv4Address, IPv4Network
 import pulumi
 
 from components.hosts.steps import step_command
-from config.settings import NetworkSettings, NodeSpec
+from config.settings import NetworkSettings, NodeSpec, config_key
+
+
+def reserved_addresses(
+    network: NetworkSettings, nodes: Sequence[NodeSpec]
+) -> list[tuple[IPv4Address, IPv4Address, str]]:
+    """The addresses a lab uses without DHCP: its nodes', the API VIP, MetalLB's pool (the ingress among them)."""
+    pool = network.metallb_pool
+    reserved = [(node.ip, node.ip, config_key("servers" if node.role == "server" else "agents")) for node in nodes]
+    return [
+        *reserved,
+        (network.vip, network.vip, config_key("api_vip")),
+        (pool.first, pool.last, config_key("metallb_pool")),
+    ]
 
 
 def macos_dhcp_address(network: NetworkSettings, nodes: Sequence[NodeSpec]) -> IPv4Address | None:
@@ -33,8 +46,11 @@ class HostOnlyNetwork(pulumi.ComponentResource):
         subnet: IPv4Network,
         host_ip: IPv4Address,
         dhcp_ip: IPv4Address | None,
+        reserved: Sequence[tuple[IPv4Address, IPv4Address, str]] = (),
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
+        """`reserved`: the addresses the lab uses statically (first, last, the key that sets them), which no
+        DHCP server of an adopted network may lease."""
         super().__init__("meshlab:hosts:HostOnlyNetwork", name, None, opts)
         self.subnet = subnet
         self.host_ip = host_ip
@@ -49,6 +65,7 @@ class HostOnlyNetwork(pulumi.ComponentResource):
                 "MESHLAB_NETWORK_NAME": "meshlab-" + str(subnet).replace("/", "-").replace(".", "-"),
                 # macOS only; empty makes its create step explain why there is no free address.
                 "MESHLAB_DHCP_IP": str(dhcp_ip) if dhcp_ip else "",
+                "MESHLAB_RESERVED": "\n".join(f"{first} {last} {key}" for first, last, key in reserved),
             },
             parent=self,
         )

@@ -1,6 +1,7 @@
 # Create the host-only network, or adopt the one that already carries this subnet.
-# Inputs: MESHLAB_HOST_IP, MESHLAB_NETMASK, MESHLAB_NETWORK_NAME, and MESHLAB_DHCP_IP (macOS only:
-# the address after the host's, or empty when something of ours uses it).
+# Inputs: MESHLAB_HOST_IP, MESHLAB_NETMASK, MESHLAB_NETWORK_NAME, MESHLAB_DHCP_IP (macOS only:
+# the address after the host's, or empty when something of ours uses it), and MESHLAB_RESERVED (the
+# addresses the lab uses statically, one "FIRST LAST KEY" a line: no DHCP server may lease them).
 # Prints "MODE NAME created|existing"; the delete step removes only what it created.
 require_env MESHLAB_HOST_IP MESHLAB_NETMASK MESHLAB_NETWORK_NAME
 
@@ -18,6 +19,35 @@ set_mac_range() {
   fi
   lower=$MESHLAB_HOST_IP
   upper=$MESHLAB_DHCP_IP
+}
+
+# dhcp_server_field INTERFACE FIELD: a field (Enabled, LowerIPAddress, ...) of the DHCP server VirtualBox
+# runs on a host-only interface (Linux), empty when it has none.
+dhcp_server_field() {
+  VBoxManage list dhcpservers | awk -F': *' -v network="HostInterfaceNetworking-$1" -v field="$2" '
+    /^NetworkName:/ { current = $2 }
+    current == network && $1 == field { print $2; exit }'
+}
+
+# check_adopted_dhcp INTERFACE: a network that is not ours keeps its DHCP server; refuse one whose range
+# covers an address the lab uses statically, naming them (its leases would collide with them).
+check_adopted_dhcp() {
+  local name=$1 lower upper first last key covered=()
+  [ "$(dhcp_server_field "$name" Enabled)" = Yes ] || return 0
+  lower=$(dhcp_server_field "$name" LowerIPAddress)
+  upper=$(dhcp_server_field "$name" UpperIPAddress)
+  [ -n "$lower" ] && [ -n "$upper" ] || return 0
+  while read -r first last key; do
+    [ -n "${first:-}" ] || continue
+    if [ "$(ip_to_int "$first")" -le "$(ip_to_int "$upper")" ] && [ "$(ip_to_int "$last")" -ge "$(ip_to_int "$lower")" ]; then
+      covered+=("$key ($first${last:+-$last})")
+    fi
+  done <<<"${MESHLAB_RESERVED:-}"
+  [ "${#covered[@]}" -eq 0 ] && return 0
+  die "host-only network $name (not meshlab's) runs a DHCP server that leases $lower-$upper, which covers" \
+    "$(printf '%s, ' "${covered[@]}" | sed 's/, $//'): its leases would collide with the lab's addresses." \
+    "Turn it off (VBoxManage dhcpserver modify --interface=$name --disable), move its range, or pick another" \
+    "meshlab:hostOnlyCidr"
 }
 
 read -r mode name <<<"$(find_host_only_network "$MESHLAB_HOST_IP" "$MESHLAB_NETMASK")"
@@ -40,6 +70,14 @@ if [ -n "${name:-}" ]; then
         die "host-only network ${name} already carries this subnet but gives this host ${host}" \
           "(its lower IP), not meshlab:hostOnlyHostIp ${MESHLAB_HOST_IP}: set meshlab:hostOnlyHostIp" \
           "to ${host} if nothing else uses it, or remove that network"
+    fi
+  fi
+  if [ "$mode" = hostonlyif ]; then
+    if [ "$origin" = existing ]; then
+      check_adopted_dhcp "$name"
+    elif [ "$(dhcp_server_field "$name" Enabled)" = Yes ]; then
+      # Ours, and someone turned its DHCP server back on: static node IPs only.
+      VBoxManage dhcpserver modify --interface="$name" --disable
     fi
   fi
   echo "$mode $name $origin"
