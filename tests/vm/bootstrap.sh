@@ -19,6 +19,8 @@ declare -A PACKAGES=(
   [ssh]=openssh-client
   [ssh-keygen]=openssh-client
   [curl]=curl
+  # The tier's namespace filters bridged traffic as Docker's hosts do (FORWARD policy DROP).
+  [iptables]=iptables
 )
 # syslinux's MBR and modules (mbr.bin, ldlinux.c32) come with syslinux-common.
 missing=()

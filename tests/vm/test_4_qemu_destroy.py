@@ -30,3 +30,5 @@ def test_destroy_leaves_nothing(vm_lab):
     assert list(cache.glob("qemu/*")) == []
     assert list(cache.glob("seeds/*")) == []
     assert vm_lab.netns.links() == ["lo"], "no tap or bridge may be left"
+    forward = vm_lab.netns.run(["iptables", "-S", "FORWARD"], capture_output=True, check=True).stdout
+    assert "meshlab-vmtier" not in forward, f"the bridge's FORWARD rule must go with it:\n{forward}"

@@ -204,6 +204,19 @@ link_exists() { # NAME
   ip link show dev "$1" >/dev/null 2>&1
 }
 
+# Whether frames crossing a Linux bridge go through iptables' FORWARD chain as if routed (br_netfilter with
+# bridge-nf-call-iptables=1, which Docker, ufw and firewalld turn on; Docker also sets FORWARD's policy to
+# DROP). MESHLAB_PROC_SYS lets the tests point at a fake /proc/sys.
+bridge_traffic_filtered() {
+  [ "$(cat "${MESHLAB_PROC_SYS:-/proc/sys}/net/bridge/bridge-nf-call-iptables" 2>/dev/null)" = 1 ]
+}
+
+# The rule that lets the lab bridge's own traffic (tap to tap, tap to host) through FORWARD, whatever the
+# chain's policy and later rules say: as iptables arguments after -I/-C/-D FORWARD.
+bridge_accept_rule() { # BRIDGE
+  printf '%s\n' -i "$1" -o "$1" -j ACCEPT
+}
+
 # The interfaces with an IPv4 address in HOST_IP/PREFIX's subnet, as "DEVICE ADDRESS/PREFIX" lines.
 addresses_in_subnet() { # HOST_IP PREFIX
   local mask

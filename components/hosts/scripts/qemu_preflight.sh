@@ -54,9 +54,22 @@ if command -v ip >/dev/null 2>&1; then
   fi
 fi
 
+# Bridged frames through iptables (br_netfilter): the bridge step lets the lab bridge's traffic through
+# FORWARD with iptables; without iptables, a firewall that drops forwarded traffic must be told by hand.
+bridge_note=""
+if bridge_traffic_filtered; then
+  if command -v iptables >/dev/null 2>&1; then
+    bridge_note="; bridged traffic passes iptables (br_netfilter): ${MESHLAB_BRIDGE}'s own is let through FORWARD"
+  else
+    echo "meshlab: warning: bridged traffic passes the firewall (net.bridge.bridge-nf-call-iptables=1) and iptables" \
+      "is not installed: if your firewall (nftables, firewalld) drops forwarded traffic, allow ${MESHLAB_BRIDGE}'s own" \
+      "(e.g. firewall-cmd --zone=trusted --add-interface=${MESHLAB_BRIDGE}), or the VMs cannot reach each other" >&2
+  fi
+fi
+
 if [ "${#problems[@]}" -gt 0 ]; then
   printf 'meshlab host preflight found %d problem(s):\n' "${#problems[@]}" >&2
   printf '  - %s\n' "${problems[@]}" >&2
   exit 1
 fi
-echo "host preflight passed: ${want_vms} VMs, ${want_memory_mib} MiB, QEMU with ${accelerator_note}"
+echo "host preflight passed: ${want_vms} VMs, ${want_memory_mib} MiB, QEMU with ${accelerator_note}${bridge_note}"
