@@ -115,6 +115,7 @@ def _type_problem(stack: str, key: str, value: Any, wire: str, type_name: str) -
 
 
 def _stack_name(path: Path) -> str:
+    """The stack a file is for when no one says: the one `Pulumi.<stack>.yaml` names (else its stem)."""
     name = path.name
     return name[len("Pulumi.") : -len(".yaml")] if name.startswith("Pulumi.") and name.endswith(".yaml") else path.stem
 
@@ -123,11 +124,13 @@ def _file_problem(path: Path, message: str) -> SettingsError:
     return SettingsError([Problem("(file)", str(path), message)], str(path))
 
 
-def read_stack_file(path: Path) -> StackConfig:
+def read_stack_file(path: Path, stack: str | None = None) -> StackConfig:
     """Read `Pulumi.<stack>.yaml` as the Pulumi CLI does; encrypted values become a placeholder marked secret.
 
     What the CLI would refuse (a key given twice, a key it cannot parse, a value of the wrong declared
-    type) comes back in `problems`, which `settings_from_config` reports with everything else."""
+    type) comes back in `problems`, which `settings_from_config` reports with everything else. The CLI's
+    words name `stack`, the stack the file is read for (as with `pulumi preview --stack STACK
+    --config-file FILE`); unset, the one the file's name says."""
     try:
         document = load_stack_document(path.read_text())
     except (OSError, yaml.YAMLError) as error:
@@ -136,7 +139,7 @@ def read_stack_file(path: Path) -> StackConfig:
         raise SettingsError(
             [Problem("config", "(not a mapping)", "the stack file's config must be a mapping")], str(path)
         )
-    return _stack_config(document, _stack_name(path))
+    return _stack_config(document, stack or _stack_name(path))
 
 
 def _stack_config(document: StackDocument, stack: str) -> StackConfig:
@@ -354,6 +357,6 @@ def load_settings() -> Settings:
     return settings_from_config(runtime_stack_config(), source=f"stack {pulumi.get_stack()}")
 
 
-def load_stack_file(path: Path) -> Settings:
-    """Settings from a stack file, for tools that run without the Pulumi CLI."""
-    return settings_from_config(read_stack_file(path), source=str(path))
+def load_stack_file(path: Path, stack: str | None = None) -> Settings:
+    """Settings from a stack file, for tools that run without the Pulumi CLI (`stack`: see read_stack_file)."""
+    return settings_from_config(read_stack_file(path, stack), source=str(path))

@@ -25,6 +25,9 @@ NAMESPACE = "meshlab"
 SECRET_PLACEHOLDER = "[secret]"
 # Every VirtualBox NAT adapter sits on this network (guest 10.0.2.15); nothing of ours may overlap it.
 VIRTUALBOX_NAT = IPv4Network("10.0.2.0/24")
+# QEMU's user-mode network (slirp, `-netdev user`), each guest's NIC to the internet (guest 10.0.2.15):
+# the same subnet, inside every QEMU guest. Existing hosts have neither.
+QEMU_USER_NETWORK = IPv4Network("10.0.2.0/24")
 # VirtualBox 6.1.28+ on Linux/macOS accepts host-only addresses only here, unless
 # /etc/vbox/networks.conf says otherwise.
 VIRTUALBOX_DEFAULT_HOST_ONLY = IPv4Network("192.168.56.0/21")
@@ -235,13 +238,13 @@ class HostsSettings(_Section):
     @property
     def bastion_address(self) -> tuple[str, int] | None:
         """meshlab:sshBastionHost as (host, port), port 22 unless given; None without a bastion.
-        A malformed port reads as 0, which validation refuses."""
+        A malformed or missing port after a ':' reads as 0, which validation refuses."""
         if not self.ssh_bastion_host:
             return None
-        host, _, port = self.ssh_bastion_host.partition(":")
-        if not port:
+        host, colon, port = self.ssh_bastion_host.partition(":")
+        if not colon:
             return host, 22
-        return host, int(port) if port.isdigit() else 0
+        return host, int(port) if port.isascii() and port.isdigit() else 0
 
     def bridge_name(self, stack: str) -> str:
         """The QEMU lab bridge: meshlab:qemuBridge, or one named after the stack (cut to 15 characters)."""

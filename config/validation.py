@@ -22,6 +22,7 @@ from config.settings import (
     ETCD_SERVER_COUNTS,
     IMAGE_FORMATS,
     MINIMUM_RESOURCES,
+    QEMU_USER_NETWORK,
     VIRTUALBOX_NAT,
     AccessSettings,
     AppSettings,
@@ -55,6 +56,12 @@ _PINNED_IMAGE = re.compile(r"^([a-z0-9.\-]+(:[0-9]+)?/)?[a-z0-9.\-/_]+(:(?!lates
 ROLLOUT_PHASES = (1, 2, 3, 4)
 _ISTIO_VERSION = re.compile(r"^1\.[0-9]+\.[0-9]+$")
 _HTTP_URL = re.compile(r"^https?://[^\s/?#]+(/[^\s?#]*)?$")
+# The network each VM backend puts every guest's internet NIC on (guest 10.0.2.15), which nothing of ours
+# may overlap. Existing hosts reach the internet their own way: they have neither.
+GUEST_NETWORKS: dict[str, tuple[str, IPv4Network]] = {
+    "virtualbox": ("the VirtualBox NAT network", VIRTUALBOX_NAT),
+    "qemu": ("QEMU's user-mode network", QEMU_USER_NETWORK),
+}
 
 
 @dataclass(frozen=True)
@@ -202,13 +209,16 @@ def check_existing(hosts: HostsSettings, access: AccessSettings, network: Networ
             yield Problem(config_key(name), value, f"is not read with meshlab:hypervisor existing: {reason}")
     bastion = hosts.bastion_address
     if bastion:
-        host, port = bastion
-        if not (_DNS_NAME.match(host) or _is_ipv4(host)) or not 0 < port < 65536:
+        host, _ = bastion
+        port_problem = _bastion_port_problem(hosts.ssh_bastion_host)
+        if not (_DNS_NAME.match(host) or _is_ipv4(host)):
             yield Problem(
                 config_key("ssh_bastion_host"),
                 hosts.ssh_bastion_host,
                 "not HOST or HOST:PORT (a DNS name or IPv4 address)",
             )
+        elif port_problem:
+            yield Problem(config_key("ssh_bastion_host"), hosts.ssh_bastion_host, port_problem)
         if not hosts.ssh_bastion_user:
             yield Problem(
                 config_key("ssh_bastion_user"),
@@ -225,6 +235,20 @@ def check_existing(hosts: HostsSettings, access: AccessSettings, network: Networ
         yield Problem(config_key("ssh_bastion_user"), hosts.ssh_bastion_user, "must be a plain Linux user name")
 
 
+def _bastion_port_problem(bastion: str) -> str:
+    """What is wrong with the port of meshlab:sshBastionHost ('' if nothing, or none is given)."""
+    _, colon, port = bastion.partition(":")
+    if not colon:
+        return ""
+    if not port:
+        return "no port after ':' (write HOST alone for port 22)"
+    if not (port.isascii() and port.isdigit()):
+        return f"port {port} is not a number (1 to 65535)"
+    if not 0 < int(port) < 65536:
+        return f"port {port} is not a TCP port (1 to 65535)"
+    return ""
+
+
 def _is_ipv4(text: str) -> bool:
     try:
         IPv4Address(text)
@@ -233,7 +257,15 @@ def _is_ipv4(text: str) -> bool:
     return True
 
 
-def check_hosts(hosts: HostsSettings) -> Iterator[Problem]:
+def check_hosts(hosts: HostsSettings, network: NetworkSettings) -> Iterator[Problem]:
+    # Compared with the default, not "was it given": the Pulumi CLI hands the program every declared key.
+    ranges_default = NetworkSettings.model_fields["vbox_allowed_ranges"].get_default(call_default_factory=True)
+    if hosts.hypervisor != "virtualbox" and network.vbox_allowed_ranges != ranges_default:
+        yield Problem(
+            config_key("vbox_allowed_ranges"),
+            _shown_value(network.vbox_allowed_ranges),
+            _read_only_with("virtualbox"),
+        )
     if hosts.hypervisor != "qemu":
         if hosts.qemu_bridge:
             yield Problem(config_key("qemu_bridge"), hosts.qemu_bridge, _read_only_with("qemu"))
@@ -282,6 +314,9 @@ def check_network(network: NetworkSettings, topology: TopologySettings, hosts: H
             f"VirtualBox only allows host-only networks inside {allowed_text}; widen /etc/vbox/networks.conf "
             f"and list the range in {config_key('vbox_allowed_ranges')} to use another one",
         )
+    guest = GUEST_NETWORKS.get(hosts.hypervisor)
+    if guest is not None and subnet.overlaps(guest[1]):
+        yield Problem(config_key("host_only_cidr"), subnet, f"overlaps {guest[0]} ({guest[1]})")
     if host_ip is not None:
         yield from _check_inside(config_key("host_only_host_ip"), host_ip, host_ip, subnet)
 
@@ -316,10 +351,9 @@ def check_network(network: NetworkSettings, topology: TopologySettings, hosts: H
         config_key("cluster_cidr"): network.cluster_cidr,
         config_key("service_cidr"): network.service_cidr,
     }
-    others = {
-        config_key("host_only_cidr"): subnet,
-        "the VirtualBox NAT network": VIRTUALBOX_NAT,
-    }
+    others = {config_key("host_only_cidr"): subnet}
+    if guest is not None:
+        others[guest[0]] = guest[1]
     for key, cidr in cidrs.items():
         for other_key, other in {**others, **{k: v for k, v in cidrs.items() if k < key}}.items():
             if cidr.overlaps(other):
@@ -381,8 +415,10 @@ def check_cluster(cluster: ClusterSettings, network: NetworkSettings, topology: 
             cluster.nfs_export_path,
             "expected an absolute path below / of letters, digits, '.', '_' and '-'",
         )
-    allowed = cluster.nfs_allowed_cidr or network.subnet
-    outside = [node.name for node in topology.nodes if node.ip not in allowed]
+    # Unset, the export's clients are the host-only subnet: a node outside it is already reported, as the
+    # node's own problem, not one of a setting the user never wrote.
+    allowed = cluster.nfs_allowed_cidr
+    outside = [node.name for node in topology.nodes if allowed is not None and node.ip not in allowed]
     if outside:
         yield Problem(
             config_key("nfs_allowed_cidr"),
@@ -636,6 +672,44 @@ def check_built_sources(sources: SourcesSettings) -> Iterator[Problem]:
             )
 
 
+_PRIVATE_KEY_BEGIN = re.compile(r"-----BEGIN ((?:[A-Z0-9]+ )*)PRIVATE KEY-----")
+_PUBLIC_KEY_PEM = re.compile(r"-----BEGIN (?:[A-Z0-9]+ )*PUBLIC KEY-----")
+_OPENSSH_PUBLIC = ("ssh-", "ecdsa-", "sk-ssh-", "sk-ecdsa-")
+_KEY_FILE_NAME = re.compile(r"^id_[a-z0-9_]+$|\.(pem|key|ppk)$")
+_AS_KEYFILE = "(pulumi config set --secret meshlab:sshPrivateKey < KEYFILE)"
+
+
+def private_key_problem(text: str) -> str:
+    """What keeps meshlab:sshPrivateKey from being a private key in a PEM or OpenSSH key file ('' if
+    nothing): says what it looks like instead, and never quotes it."""
+    text = text.strip()
+    begin = _PRIVATE_KEY_BEGIN.search(text)
+    if begin:
+        if f"-----END {begin.group(1)}PRIVATE KEY-----" not in text[begin.end() :]:
+            return "the key is cut short: no '-----END ... PRIVATE KEY-----' line after its '-----BEGIN' line"
+        return ""
+    if text.startswith(_OPENSSH_PUBLIC):
+        kind = "OpenSSH"
+    elif _PUBLIC_KEY_PEM.search(text):
+        kind = "PEM"
+    elif text.startswith("---- BEGIN SSH2 PUBLIC KEY ----"):
+        kind = "SSH2"
+    else:
+        kind = ""
+    if kind:
+        return f"looks like a public key ({kind}): give its private half, the key file without .pub {_AS_KEYFILE}"
+    if text.startswith("PuTTY-User-Key-File-"):
+        return (
+            "looks like a PuTTY key (.ppk): convert it to OpenSSH (puttygen KEY.ppk -O private-openssh -o KEYFILE) "
+            "and set that file (pulumi config set --secret meshlab:sshPrivateKey < KEYFILE)"
+        )
+    if not any(space in text for space in " \t\n") and (
+        text.startswith(("~", "/", ".")) or "/" in text or "\\" in text or _KEY_FILE_NAME.search(text)
+    ):
+        return f"looks like a file path: the setting holds the key itself {_AS_KEYFILE}"
+    return "not a private key: no '-----BEGIN ... PRIVATE KEY-----' line (a PEM or OpenSSH key file)"
+
+
 def validate(settings: Settings) -> list[Problem]:
     """Every cross-field problem of a parsed settings tree (empty when valid)."""
     common = [
@@ -648,11 +722,16 @@ def validate(settings: Settings) -> list[Problem]:
         return [*check_existing_cluster(settings), *common]
     required = list(check_built_cluster_required(settings))
     if required:
-        return [*required, *check_built_cluster_nfs(settings.cluster), *check_hosts(settings.hosts), *common]
+        return [
+            *required,
+            *check_built_cluster_nfs(settings.cluster),
+            *check_hosts(settings.hosts, settings.network),
+            *common,
+        ]
     problems = [
         *check_built_cluster_nfs(settings.cluster),
         *check_topology(settings.topology),
-        *check_hosts(settings.hosts),
+        *check_hosts(settings.hosts, settings.network),
         *check_existing(settings.hosts, settings.access, settings.network),
         *check_network(settings.network, settings.topology, settings.hosts),
         *check_cluster(settings.cluster, settings.network, settings.topology),
@@ -677,4 +756,10 @@ def validate(settings: Settings) -> list[Problem]:
         )
     if access.ssh_public_key and not access.ssh_public_key.startswith(("ssh-", "ecdsa-")):
         problems.append(Problem(config_key("ssh_public_key"), access.ssh_public_key, "not an OpenSSH public key"))
+    private_key = access.ssh_private_key.get_secret_value()
+    # Tools read an encrypted key as a placeholder: only the program sees (and checks) the text.
+    if private_key and not is_secret_placeholder(private_key):
+        problem = private_key_problem(private_key)
+        if problem:
+            problems.append(Problem(config_key("ssh_private_key"), "[secret]", problem))
     return problems

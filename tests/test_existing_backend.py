@@ -271,7 +271,7 @@ CASES: list[tuple[str, str, dict[str, Any], list[str]]] = [
         "a bastion port out of range",
         "prod",
         {"meshlab:sshBastionHost": "203.0.113.5:70000", "meshlab:sshBastionUser": "jump"},
-        ["meshlab:sshBastionHost = 203.0.113.5:70000: not HOST or HOST:PORT (a DNS name or IPv4 address)"],
+        ["meshlab:sshBastionHost = 203.0.113.5:70000: port 70000 is not a TCP port (1 to 65535)"],
     ),
     (
         "a bastion that is no host name",

@@ -201,6 +201,8 @@ def test_an_empty_secret_setting_may_be_plain(tmp_path):
         "...",
         "meshlab:sshPublicKey = (empty): set both meshlab:sshPublicKey and meshlab:sshPrivateKey, or neither to "
         "generate a key pair",
+        "meshlab:sshPrivateKey = [secret]: not a private key: no '-----BEGIN ... PRIVATE KEY-----' line (a PEM or "
+        "OpenSSH key file)",
     ]
 
 

@@ -6,10 +6,36 @@ import os
 import signal
 import sys
 from collections.abc import Callable
+from pathlib import Path
 from typing import NoReturn
 
 # What a shell reports for a program that SIGPIPE ended, as `yes | head` does to yes.
 EXIT_BROKEN_PIPE = 128 + signal.SIGPIPE
+# The project: its stack files are Pulumi.STACK.yaml here.
+ROOT = Path(__file__).resolve().parent.parent
+
+
+class UnknownStackError(ValueError):
+    """A tool was asked for a stack that has no stack file."""
+
+
+def known_stacks(root: Path = ROOT) -> list[str]:
+    """The stacks with a stack file (`Pulumi.STACK.yaml`), sorted."""
+    return sorted(path.name[len("Pulumi.") : -len(".yaml")] for path in root.glob("Pulumi.?*.yaml"))
+
+
+def stack_config_file(stack: str, config_file: Path | None = None, root: Path = ROOT) -> Path:
+    """The stack file a tool reads for `stack`: `config_file` when given, else `Pulumi.STACK.yaml`.
+    Raises UnknownStackError naming the known stacks when there is none."""
+    path = config_file or root / f"Pulumi.{stack}.yaml"
+    if path.is_file():
+        return path
+    if config_file is not None:
+        raise UnknownStackError(f"no stack config file {path}")
+    known = ", ".join(known_stacks(root)) or "none"
+    raise UnknownStackError(
+        f"no stack config file {path}: the known stacks are {known} (Pulumi.STACK.yaml); or give one with --config-file"
+    )
 
 
 def counted(count: int, noun: str) -> str:

@@ -67,7 +67,8 @@ from config.images import DOCKER_HUB, LOCK_FILE, registry_of
 from config.loader import StackConfig, read_stack_file, settings_from_config
 from config.settings import SECTIONS, Settings, config_key
 from config.validation import SettingsError
-from tools.render import ROOT, Rendering, render, stack_file, with_overrides
+from tools import cli
+from tools.render import ROOT, Rendering, render, with_overrides
 
 EXIT_FAILED = 1
 EXIT_INVALID_CONFIG = 2
@@ -742,12 +743,13 @@ def main(argv: Sequence[str] | None = None) -> int:
                 print(error, file=sys.stderr)
                 return EXIT_INVALID_CONFIG
         mirror = _checked_mirror(args.mirror) if args.mirror is not None else ""
-        path = args.config_file or stack_file(args.stack)
-        if not path.is_file():
-            print(f"error: no stack config file {path}", file=sys.stderr)
+        try:
+            path = cli.stack_config_file(args.stack, args.config_file)
+        except cli.UnknownStackError as error:
+            print(f"error: {error}", file=sys.stderr)
             return EXIT_INVALID_CONFIG
         try:
-            config = read_stack_file(path)
+            config = read_stack_file(path, stack=args.stack)
             settings = settings_from_config(config, source=str(path))
         except SettingsError as error:
             print(error, file=sys.stderr)

@@ -50,8 +50,9 @@ from typing import TYPE_CHECKING
 
 from config.loader import read_stack_file, settings_from_config
 from config.validation import SettingsError
+from tools import cli
 from tools.cli import counted
-from tools.render import ROOT, Registration, Rendering, render, stack_file
+from tools.render import ROOT, Registration, Rendering, render
 
 # The policy pack, the diff and the graph are imported by the modes that use them: a plain plan,
 # the most frequent run, does not pay for them.
@@ -180,9 +181,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error("--graph prints Mermaid; it has no --json form")
     checks_policy = args.policy or args.diff is not None
 
-    path = args.config_file or stack_file(args.stack)
-    if not path.is_file():
-        print(f"error: no stack config file {path}", file=sys.stderr)
+    try:
+        path = cli.stack_config_file(args.stack, args.config_file)
+    except cli.UnknownStackError as error:
+        print(f"error: {error}", file=sys.stderr)
         return EXIT_INVALID_CONFIG
     # A settings error, and in the policy modes a policy config error: invalid input, exit status 2.
     invalid_input: tuple[type[Exception], ...] = (SettingsError,)
@@ -194,7 +196,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         invalid_input = (SettingsError, PolicyConfigError)
     try:
-        config = read_stack_file(path)
+        config = read_stack_file(path, stack=args.stack)
         settings_from_config(config, source=str(path))
         policies, policy_source = policy_config_for(args.stack, args.policy_config) if checks_policy else ([], "")
     except invalid_input as error:
