@@ -15,11 +15,23 @@ POLICY := --policy-pack policy-pack $(if $(POLICY_CONFIG),--policy-pack-config $
 .PHONY: venv test test-offline lint plan up preview destroy bench project-file cloud-init-validator reference clean engine \
 	test-engine test-plugins kube test-kube vm test-vm test-apply mutation images helm
 
-venv: $(VENV)/.installed
+# One ./venv, two stamps. What deploying needs (`make up`, preview, destroy, plan): the program's requirements.txt
+# and the policy pack's, whose CrossGuard SDK runs in this venv too (policy-pack/PulumiPolicy.yaml). The test and
+# lint tools (requirements-dev.txt: pytest, ruff, mypy, matplotlib, Cosmic Ray, ...) on top, for `make venv` and
+# every test target. Sizes of each kind, fresh: README, "How long it takes".
+RUNTIME_VENV := $(VENV)/.installed-runtime
+DEV_VENV := $(VENV)/.installed-dev
+PIP_INSTALL := $(BIN)/pip install --quiet --disable-pip-version-check
 
-$(VENV)/.installed: requirements.txt requirements-dev.txt
+venv: $(DEV_VENV)
+
+$(RUNTIME_VENV): requirements.txt policy-pack/requirements.txt
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+	$(PIP_INSTALL) -r requirements.txt -r policy-pack/requirements.txt
+	touch $@
+
+$(DEV_VENV): $(RUNTIME_VENV) requirements-dev.txt
+	$(PIP_INSTALL) -r requirements-dev.txt
 	touch $@
 
 cloud-init-validator:
@@ -28,6 +40,8 @@ cloud-init-validator:
 # The upstream files the tests check against, for a clone without ../shared/reference beside it:
 # downloaded into .cache/reference and verified against tools/reference.manifest (SHA-256); and the
 # whole Helm charts the real-apply tier serves, into .cache/chart-sources (tools/chart-sources.manifest).
+# MESHLAB_REFERENCE_MIRROR=URL takes them from a mirror laid out as URL/HOST/PATH (checked the same way).
+# `make test-offline` runs it by itself (--if-missing) when neither ../shared nor a complete copy is there.
 reference:
 	$(PYTHON) tools/fetch_reference.py
 
@@ -44,6 +58,7 @@ lint: venv
 test: test-offline test-engine test-kube test-apply test-vm
 
 test-offline: venv cloud-init-validator lint
+	@$(PYTHON) tools/fetch_reference.py --if-missing
 	$(BIN)/python -m pytest -n auto
 
 # The real Pulumi toolchain, built from Go modules into a cache outside the repository (see
@@ -101,7 +116,7 @@ test-vm: venv vm
 mutation: venv
 	nice -n 10 $(BIN)/python -m tools.mutation $(MUTATION_ARGS)
 
-plan: venv
+plan: $(RUNTIME_VENV)
 	$(BIN)/python -m tools.plan $(STACK)
 
 # Every container image the stack's lab pulls (RKE2's, the charts' through `helm template`, meshlab's own), one a
@@ -122,21 +137,22 @@ define require_pulumi
 	@pulumi stack select --create "$(STACK)" >/dev/null
 endef
 
-# Python, the Pulumi CLI and (up, destroy) the hypervisor's tool, checked before the venv is built.
+# Python, the Pulumi CLI and (up, destroy) the hypervisor's tool, checked before the venv is built (the deploying
+# kind: requirements.txt and the policy pack's, not the test tools).
 prerequisites-%:
 	@PYTHON="$(PYTHON)" bash tools/prerequisites.sh "$*" "Pulumi.$(STACK).yaml"
 
-up: prerequisites-up venv
+up: prerequisites-up $(RUNTIME_VENV)
 	$(require_pulumi)
 	pulumi up --stack "$(STACK)" $(POLICY)
 
-preview: prerequisites-preview venv
+preview: prerequisites-preview $(RUNTIME_VENV)
 	$(require_pulumi)
 	pulumi preview --stack "$(STACK)" $(POLICY)
 
 # On existing hosts or an existing cluster, destroy touches machines meshlab did not create: it names them and
 # asks for the stack's name first (CONFIRM_DESTROY=STACK answers for scripts; tools/destroy_guard.py).
-destroy: prerequisites-destroy venv
+destroy: prerequisites-destroy $(RUNTIME_VENV)
 	$(BIN)/python -m tools.destroy_guard "$(STACK)"
 	$(require_pulumi)
 	pulumi destroy --stack "$(STACK)"

@@ -10,8 +10,9 @@ import gc
 import json
 import os
 import sys
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
+from types import CodeType, FunctionType, ModuleType
 from typing import Any
 
 import pytest
@@ -40,48 +41,166 @@ HOSTS_BACKENDS = {"meshlab:hosts:LabHosts", "meshlab:hosts:QemuHosts", "meshlab:
 # The upstream files many tests check rendered documents against: chart values and schemas, CRDs and
 # the Pod Security admission plugin's test pods (a typo in a Helm value or a CRD field passes every
 # other test). In the meshlab environment they are ../shared/reference, beside this clone. Elsewhere
-# `make reference` downloads the same files, pinned by SHA-256 in tools/reference.manifest, into
-# .cache/reference. When neither is there, a run that needs them stops with one message naming both.
+# `make reference` (or `make test-offline` itself) downloads the same files, pinned by SHA-256 in
+# tools/reference.manifest, into .cache/reference. One lookup says which, fetch_reference.reference_folder();
+# every test and helper takes its paths from REFERENCE (or SHARED / "reference", the same folder). The whole
+# charts (../shared/chart-sources, else .cache/chart-sources: `make reference` fetches both) have theirs,
+# fetch_reference.chart_sources_folder(). When a run needs either and it is not there, it stops with one message.
 _FOUND_REFERENCE = fetch_reference.reference_folder()
+_FOUND_CHART_SOURCES = fetch_reference.chart_sources_folder()
+_CHART_SOURCES_LOOKUP = fetch_reference.chart_sources_folder
 REFERENCE = _FOUND_REFERENCE or fetch_reference.SHARED
 SHARED = REFERENCE.parent  # tests name SHARED / "reference"
+_DATA_MISSING = _FOUND_REFERENCE is None or _FOUND_CHART_SOURCES is None
+# The modules that say where the data is: importing them (for STACKS, ROOT, ...) is not reading it.
+_LOOKUP_MODULES = frozenset({__name__, fetch_reference.__name__})
 
 
-def _uses_reference(module: object) -> bool:
-    """Whether a test module reads the reference data (a path inside it, or a tests.kube_reference helper)."""
-    for value in vars(module).values():
-        if isinstance(value, Path) and (value == SHARED or REFERENCE in (value, *value.parents)):
-            return True
-        if "tests.kube_reference" in (getattr(value, "__module__", None), getattr(value, "__name__", None)):
-            return True
-    return False
+def _is_reference_path(value: object) -> bool:
+    return isinstance(value, Path) and (value == SHARED or REFERENCE in (value, *value.parents))
+
+
+def _is_chart_sources_lookup(value: object) -> bool:
+    return value is _CHART_SOURCES_LOOKUP
+
+
+def _is_ours(module: ModuleType | None) -> bool:
+    """Whether a module is this project's (not the standard library's or an installed package's)."""
+    file = getattr(module, "__file__", None)
+    path = Path(file).resolve() if file else None
+    return path is not None and ROOT in path.parents and "site-packages" not in path.parts
+
+
+def _in_project(value: ModuleType | type | FunctionType) -> bool:
+    """Whether `value` is, or is defined in, a module of this project other than the modules that only say where
+    the data is."""
+    module = value if isinstance(value, ModuleType) else sys.modules.get(value.__module__)
+    return module is not None and module.__name__ not in _LOOKUP_MODULES and _is_ours(module)
+
+
+def _global_names(code: CodeType) -> Iterator[str]:
+    yield from code.co_names
+    for constant in code.co_consts:  # nested functions, lambdas, comprehensions
+        if isinstance(constant, CodeType):
+            yield from _global_names(constant)
+
+
+def _used_by(value: object) -> list[object]:
+    """What using `value` uses in turn: a container's items, a wrapper's function (functools.cache, wraps), a
+    property's accessors; and for a module, class or function of this project its globals (a function's: those its
+    code names, and what it names of the lookup modules, fetch_reference.chart_sources_folder). Nothing for other
+    objects: instances, the standard library's and packages' code."""
+    wrapped = getattr(value, "__dict__", {}).get("__wrapped__") if callable(value) else None
+    if isinstance(value, dict):
+        used = list(value.values())
+    elif isinstance(value, tuple | list | set | frozenset):
+        used = list(value)
+    elif isinstance(value, staticmethod | classmethod):
+        used = [value.__func__]
+    elif isinstance(value, property):
+        used = [value.fget, value.fset, value.fdel]
+    elif wrapped is not None:
+        used = [wrapped]
+    elif not isinstance(value, ModuleType | type | FunctionType) or not _in_project(value):
+        used = []
+    elif isinstance(value, FunctionType):
+        globals_, names = value.__globals__, set(_global_names(value.__code__))
+        used = [globals_[name] for name in names if name in globals_]
+        # What it names of a module it uses (tests.kube_reference.crd_file, fetch_reference.chart_sources_folder).
+        modules = [module for module in used if isinstance(module, ModuleType) and _is_ours(module)]
+        used += [getattr(module, name) for module in modules for name in names if hasattr(module, name)]
+    else:
+        # A package's submodules are attributes once anything imported them: only what uses them names them.
+        package = f"{value.__name__}." if isinstance(value, ModuleType) else None
+        used = [
+            item
+            for item in vars(value).values()
+            if not (package and isinstance(item, ModuleType) and item.__name__.startswith(package))
+        ]
+    return used
+
+
+def _reads(value: object, is_data: Callable[[object], bool], seen: set[int]) -> bool:
+    """Whether using `value` reads the data `is_data` recognises, however indirectly (_used_by):
+    tests.kube_reference's helpers, tests.kube.manifests' offline copies, a test module's helper imported by
+    another, tools.chart_repository's chart sources."""
+    if is_data(value):
+        return True
+    if id(value) in seen:
+        return False
+    seen.add(id(value))
+    return any(_reads(used, is_data, seen) for used in _used_by(value))
+
+
+def _uses_reference(module: ModuleType) -> bool:
+    """Whether a test module reads the reference data: derived from what it holds and uses, so a new module, or
+    one that uses a helper of another, is covered without a list to keep."""
+    return _reads(module, _is_reference_path, set())
+
+
+def _uses_chart_sources(module: ModuleType) -> bool:
+    """Whether a test module reads the chart sources (through fetch_reference.chart_sources_folder)."""
+    return _reads(module, _is_chart_sources_lookup, set())
+
+
+def _needs_missing_data(module: ModuleType) -> bool:
+    return (_FOUND_REFERENCE is None and _uses_reference(module)) or (
+        _FOUND_CHART_SOURCES is None and _uses_chart_sources(module)
+    )
 
 
 def _missing_reference_message(modules: list[str]) -> str:
-    cache = fetch_reference.CACHE
-    stale = " (incomplete, or older than tools/reference.manifest)" if cache.is_dir() else ""
+    missing = [
+        (shared, cache)
+        for found, shared, cache in (
+            (_FOUND_REFERENCE, fetch_reference.SHARED, fetch_reference.CACHE),
+            (_FOUND_CHART_SOURCES, fetch_reference.CHART_SHARED, fetch_reference.CHART_CACHE),
+        )
+        if found is None
+    ]
+    stale = " (incomplete, or older than its manifest)" if any(cache.is_dir() for _, cache in missing) else ""
     return "\n".join(
         [
             f"the reference data that {', '.join(modules)} check against is missing. It is read from:",
-            f"  {fetch_reference.SHARED}: the shared folder beside this clone in the meshlab environment, or",
-            f"  {cache}{stale}: the pinned upstream files `make reference` downloads (internet needed).",
-            "Run `make reference`, or deselect those tests.",
+            f"  {' and '.join(str(shared) for shared, _ in missing)}: beside this clone in the meshlab environment, or",
+            f"  {' and '.join(str(cache) for _, cache in missing)}{stale}: the pinned upstream files",
+            "  `make reference` downloads (internet needed, or a mirror: MESHLAB_REFERENCE_MIRROR=URL make reference).",
+            "Run `make reference` (`make test-offline` runs it when the data is missing), or leave those modules",
+            f"out of this run: {' '.join(f'--deselect {module}' for module in modules)}",
         ]
     )
 
 
+_WITHOUT_WORKERS = pytest.StashKey[bool]()
+_NEEDS_NONE = pytest.StashKey[bool]()
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Without the reference data, no pytest-xdist workers: the guard below stops a run that needs the data
+    with a UsageError, which a worker cannot pass on to the controller (pytest-xdist#109: the run ends in
+    INTERNALERROR lines instead). So the controller turns distribution off before any worker starts (xdist's
+    own pytest_configure, which starts them, runs last), and the run is a serial one: the guard stops it with
+    its message, or, when the selected tests need none of the missing data, they run on one core."""
+    if _DATA_MISSING and not hasattr(config, "workerinput") and getattr(config.option, "dist", "no") != "no":
+        config.option.dist = "no"
+        config.stash[_WITHOUT_WORKERS] = True
+
+
+@pytest.hookimpl(trylast=True)  # after -k, -m and --deselect: only the tests that will run count
 def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config, items: list[pytest.Item]) -> None:
-    if _FOUND_REFERENCE is not None:
+    if not _DATA_MISSING:
         return
-    modules = sorted(
-        {
-            str(item.path.relative_to(ROOT))
-            for item in items
-            if isinstance(item, pytest.Function) and _uses_reference(item.module)
-        }
-    )
+    selected = {item.module: item.path for item in items if isinstance(item, pytest.Function)}
+    modules = sorted(str(path.relative_to(ROOT)) for module, path in selected.items() if _needs_missing_data(module))
     if modules:
         raise pytest.UsageError(_missing_reference_message(modules))
+    config.stash[_NEEDS_NONE] = True
+
+
+def pytest_report_collectionfinish(config: pytest.Config) -> list[str]:
+    if config.stash.get(_WITHOUT_WORKERS, False) and config.stash.get(_NEEDS_NONE, False):
+        return ["no reference data (`make reference`): these tests need none, and run without pytest-xdist workers"]
+    return []
 
 
 def pytest_collection_finish(session: pytest.Session) -> None:

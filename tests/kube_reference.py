@@ -1,7 +1,8 @@
 """Helpers that check generated Kubernetes documents and Helm values against the reference data.
 
 That is ../shared/reference in the meshlab environment, else the pinned copy `make reference` downloads
-into .cache/reference (tests/conftest.py says which, and stops a run that has neither).
+into .cache/reference: tests/conftest.py's REFERENCE, the one lookup (tools/fetch_reference.py's
+reference_folder()) every test and helper uses; it stops a run that has neither.
 
 Helm ignores unknown values silently and the API server prunes unknown fields, so a typo in
 either would pass every other test; these checks read the upstream files instead.
@@ -17,9 +18,8 @@ from typing import Any
 import jsonschema
 import yaml
 
-from tests.conftest import SHARED
+from tests.conftest import REFERENCE
 
-REFERENCE = SHARED / "reference"
 CHARTS = REFERENCE / "charts"
 CRDS = REFERENCE / "crds"
 

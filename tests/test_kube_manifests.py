@@ -14,7 +14,9 @@ import yaml
 
 import tools.policy  # noqa: F401 - importing it puts policy-pack on sys.path
 from config import versions
-from tests.conftest import STACKS
+from tests import kube_reference
+from tests.conftest import REFERENCE, STACKS
+from tests.kube import manifests as kube_manifests
 from tests.kube import toolchain
 from tests.kube.admission import (
     DEFAULTED_FIELDS,
@@ -39,6 +41,7 @@ from tests.kube.manifests import (
     pod_templates,
     with_placeholders,
 )
+from tools import fetch_reference
 from tools.render import SECRET, Registration, Rendering
 
 # isort: split
@@ -146,6 +149,19 @@ def test_the_gateway_api_file_is_replaced_by_its_reference_copy(rendered, stack_
         "httproutes",
         "referencegrants",
     }
+
+
+def test_the_offline_copies_come_from_the_one_reference_lookup():
+    """What this module applies comes from the folder every other reference check reads: ../shared/reference
+    beside the clone, else the copy `make reference` fetched into .cache/reference (fetch_reference's
+    reference_folder(), through tests/conftest.py), never ../shared alone. tests/test_reference_data.py runs
+    this module on a clone that has only the fetched copy."""
+    found = fetch_reference.reference_folder()
+    assert found is not None  # without it tests/conftest.py stops the run before this module
+    assert found == REFERENCE == kube_reference.CHARTS.parent
+    assert kube_manifests.REFERENCE_CRDS == found / "crds" == kube_reference.CRDS
+    [folder] = {path.parent for path in offline_copy(versions.GATEWAY_API_CRDS_URL)}
+    assert folder == found / "crds" / f"gateway-api-{versions.GATEWAY_API}-standard"
 
 
 def test_a_file_without_an_offline_copy_is_an_error():

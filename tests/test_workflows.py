@@ -98,17 +98,36 @@ def test_every_action_is_pinned_to_an_exact_version(workflow_files):
     assert [use for use in uses if not EXACT_VERSION.match(use)] == []
 
 
-def test_the_tests_run_on_push_and_pull_request_with_the_shared_folder_beside_them():
+def test_the_offline_tests_run_on_every_push_and_pull_request_as_on_a_users_clone():
+    """No ../shared, nothing configured: `make reference`, then `make test-offline`, as the README says. The
+    job used to need a repository holding ../shared, and ran the linters only without one."""
     workflow = _workflow("tests.yml")
     assert set(workflow["on"]) == {"push", "pull_request"}
-    steps = _steps(workflow["jobs"]["test"])
+    job = workflow["jobs"]["offline"]
+    assert "if" not in job
+    steps = _steps(job)
+    checkouts = [step for step in steps if step.get("uses", "").startswith("actions/checkout@")]
+    assert len(checkouts) == 1 and "with" not in checkouts[0]  # the project alone, at the workspace's root
+    runs = [step["run"] for step in steps if "run" in step and "if" not in step]
+    assert runs == ["make reference", "make test-offline"]
+    assert all("working-directory" not in step and "continue-on-error" not in step for step in steps)
+    [cache] = [step for step in steps if step.get("uses", "").startswith("actions/cache@")]
+    assert cache["with"]["path"].split() == [".cache/reference", ".cache/chart-sources"]
+    assert "tools/reference.manifest" in cache["with"]["key"] and "tools/chart-sources.manifest" in cache["with"]["key"]
+    assert steps.index(cache) < next(i for i, step in enumerate(steps) if step.get("run") == "make reference")
+    [notice] = [step for step in steps if "::notice" in step.get("run", "")]
+    assert notice["if"] == "vars.MESHLAB_SHARED_REPOSITORY == ''"
+
+
+def test_every_tier_runs_with_the_shared_folder_beside_the_checkout_where_one_is_configured():
+    job = _workflow("tests.yml")["jobs"]["all-tiers"]
+    assert job["if"] == "vars.MESHLAB_SHARED_REPOSITORY != ''"
+    steps = _steps(job)
     checkouts = [step for step in steps if step.get("uses", "").startswith("actions/checkout@")]
     assert [step["with"]["path"] for step in checkouts] == ["meshlab", "shared"]
-    test = next(step for step in steps if step.get("run") == "bash .ci/run")
-    assert test["working-directory"] == "meshlab"
-    skipped = next(step for step in steps if "::notice" in step.get("run", ""))
-    assert skipped["if"] == "vars.MESHLAB_SHARED_REPOSITORY == ''"
-    assert test["if"] == "vars.MESHLAB_SHARED_REPOSITORY != ''"
+    assert checkouts[1]["with"]["repository"] == "${{ vars.MESHLAB_SHARED_REPOSITORY }}"
+    [test] = [step for step in steps if "run" in step]
+    assert test["run"] == "bash .ci/run" and test["working-directory"] == "meshlab"
 
 
 def test_pull_requests_get_the_plan_diff_of_every_stack_as_one_comment():

@@ -2,13 +2,16 @@
 
     python3 tools/fetch_reference.py                    # into .cache/reference and .cache/chart-sources
     python3 tools/fetch_reference.py --mirror URL       # from a mirror laid out as URL/HOST/PATH
+                                                        # (default: $MESHLAB_REFERENCE_MIRROR, else upstream)
+    python3 tools/fetch_reference.py --if-missing       # only what the tests would not find (make test-offline)
     python3 -m tools.fetch_reference --write-chart-manifest   # regenerate tools/chart-sources.manifest
 
 The tests read ../shared/reference and ../shared/chart-sources when they exist beside the clone (the
 meshlab environment), else the copies this script writes (what `make reference` runs). Every file is
 pinned in tools/reference.manifest or tools/chart-sources.manifest; a file whose checksum differs is
-not written. Files already present with the right checksum are not downloaded again, and a copy
-counts as complete (tests use it) only once every file of its manifest is there.
+not written, whichever host it came from. Files already present with the right checksum are not
+downloaded again, and a copy counts as complete (tests use it) only once every file of its manifest is
+there. Without a connection it stops at the first failure and counts every file still missing.
 Standard library only: it runs before the virtualenv exists.
 """
 
@@ -22,9 +25,10 @@ import sys
 import tarfile
 import tempfile
 import urllib.error
+import urllib.parse
 import urllib.request
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -101,15 +105,31 @@ def mirrored(url: str, mirror: str | None) -> str:
     return f"{mirror.rstrip('/')}/{rest}"
 
 
+class UnreachableError(OSError):
+    """The mirror or upstream host could not be reached: later downloads are not tried."""
+
+
 class Fetcher:
     def __init__(self, mirror: str | None) -> None:
         self.mirror = mirror
         self.downloads: dict[str, bytes] = {}
+        # The first connection failure (no network, no DNS, a timeout): every later download fails with it at
+        # once instead of waiting for its own timeout.
+        self.unreachable: str | None = None
 
     def download(self, url: str) -> bytes:
+        if self.unreachable is not None:
+            raise UnreachableError(self.unreachable)
         if url not in self.downloads:
-            with urllib.request.urlopen(mirrored(url, self.mirror), timeout=TIMEOUT_SECONDS) as response:
-                self.downloads[url] = response.read()
+            try:
+                with urllib.request.urlopen(mirrored(url, self.mirror), timeout=TIMEOUT_SECONDS) as response:
+                    self.downloads[url] = response.read()
+            except urllib.error.HTTPError:
+                raise
+            except OSError as error:  # URLError (no DNS, refused), a timeout, a reset
+                host = urllib.parse.urlsplit(mirrored(url, self.mirror)).netloc
+                self.unreachable = f"no connection to {host}: {error}"
+                raise UnreachableError(self.unreachable) from error
         return self.downloads[url]
 
     def content(self, entry: Entry) -> bytes:
@@ -130,43 +150,73 @@ def write_atomically(path: Path, data: bytes) -> None:
     Path(stream.name).replace(path)
 
 
+@dataclass
+class Outcome:
+    """What one fetch left behind: `missing` files of `total` are still not there (failed, or not tried
+    once the host was unreachable), each failure in `problems`."""
+
+    files: str  # "reference files", "chart source files"
+    dest: Path
+    total: int
+    downloaded: int = 0
+    missing: int = 0
+    problems: list[str] = field(default_factory=list)
+    unreachable: str | None = None
+
+    def report(self) -> list[str]:
+        """The lines that say what is missing and why (none when nothing is)."""
+        if not self.missing:
+            return []
+        lines = [f"fetch_reference: {self.missing} of the {self.total} {self.files} could not be fetched:"]
+        lines += [f"  - {problem}" for problem in self.problems]
+        not_tried = self.missing - len(self.problems)
+        if not_tried:
+            lines.append(f"  - {not_tried} {'more ' if self.problems else ''}not tried: {self.unreachable}")
+        return lines
+
+
 def fetch(
     dest: Path,
     mirror: str | None,
     manifest: Path = MANIFEST,
     what: str = "reference data",
     fetcher: Fetcher | None = None,
-) -> list[str]:
-    """Bring `dest` up to date with the manifest; returns the problems (empty on success)."""
+) -> Outcome:
+    """Bring `dest` up to date with the manifest; the outcome counts what is still missing."""
     entries = read_manifest(manifest)
     fetcher = fetcher or Fetcher(mirror)
-    problems: list[str] = []
-    fetched = 0
+    files = {"reference data": "reference files", "chart sources": "chart source files"}.get(what, f"{what} files")
+    outcome = Outcome(files, dest, len(entries))
     (dest / COMPLETE).unlink(missing_ok=True)
     for entry in entries:
         target = dest / entry.path
         if target.is_file() and sha256(target.read_bytes()) == entry.sha256:
             continue
+        outcome.missing += 1
+        if fetcher.unreachable is not None:  # counted, not tried: the rest would fail the same way
+            continue
         source = mirrored(entry.url, mirror)
         try:
             data = fetcher.content(entry)
-        except (urllib.error.HTTPError, KeyError, tarfile.TarError) as error:
-            problems.append(f"{entry.path}: could not download {source}: {error}")
+        except UnreachableError:
+            outcome.problems.append(f"{entry.path}: could not download {source}: {fetcher.unreachable}")
             continue
-        except OSError as error:  # no connection, a timeout: the rest would only wait in turn
-            problems.append(f"{entry.path}: could not download {source}: {error}; stopped there")
-            break
+        except (urllib.error.HTTPError, KeyError, tarfile.TarError) as error:
+            outcome.problems.append(f"{entry.path}: could not download {source}: {error}")
+            continue
         if sha256(data) != entry.sha256:
-            problems.append(
+            outcome.problems.append(
                 f"{entry.path}: checksum mismatch for {source}: expected sha256 {entry.sha256}, got {sha256(data)}"
             )
             continue
         write_atomically(target, data)
-        fetched += 1
-    if not problems:
+        outcome.downloaded += 1
+        outcome.missing -= 1
+    outcome.unreachable = fetcher.unreachable
+    if not outcome.missing:
         write_atomically(dest / COMPLETE, manifest.read_bytes())
-        print(f"{what} in {dest}: {len(entries)} files ({fetched} downloaded)")
-    return problems
+        print(f"{what} in {dest}: {len(entries)} files ({outcome.downloaded} downloaded)")
+    return outcome
 
 
 @dataclass(frozen=True)
@@ -259,6 +309,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         action="store_true",
         help=f"write {CHART_MANIFEST.relative_to(ROOT)} from the chart sources in {CHART_SHARED}, download nothing",
     )
+    parser.add_argument(
+        "--if-missing",
+        action="store_true",
+        help="only what the tests would not find (beside the clone, or complete in the cache): `make test-offline`",
+    )
     parser.add_argument("--manifest", type=Path, default=MANIFEST, help=argparse.SUPPRESS)
     parser.add_argument("--chart-manifest", type=Path, default=CHART_MANIFEST, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -267,18 +322,44 @@ def main(argv: Sequence[str] | None = None) -> int:
         args.chart_manifest.write_text(text)
         print(f"{args.chart_manifest}: {len(read_manifest(args.chart_manifest))} files of {CHART_SHARED}")
         return 0
+    # What to bring up to date: both copies (`make reference`), or with --if-missing (`make test-offline`) only
+    # those the tests would not find, beside the clone or complete in the cache.
+    wanted = {
+        "reference data": (args.dest, args.manifest, reference_folder(cache=args.dest, manifest=args.manifest)),
+        "chart sources": (
+            args.charts_dest,
+            args.chart_manifest,
+            chart_sources_folder(cache=args.charts_dest, manifest=args.chart_manifest),
+        ),
+    }
+    if args.if_missing:
+        wanted = {what: folders for what, folders in wanted.items() if folders[2] is None}
+        if not wanted:
+            return 0
+        print(f"fetch_reference: no {' and no '.join(wanted)} beside this clone or in .cache: downloading them once")
     # One fetcher: a URL both manifests name (a published chart archive) is downloaded once.
     fetcher = Fetcher(args.mirror)
-    failed = {
-        "reference files": fetch(args.dest, args.mirror, args.manifest, "reference data", fetcher),
-        "chart source files": fetch(args.charts_dest, args.mirror, args.chart_manifest, "chart sources", fetcher),
-    }
-    for what, problems in failed.items():
-        if problems:
-            print(f"fetch_reference: {len(problems)} of the {what} could not be fetched:", file=sys.stderr)
-            for problem in problems:
-                print(f"  - {problem}", file=sys.stderr)
-    return 1 if any(failed.values()) else 0
+    outcomes = [fetch(dest, args.mirror, manifest, what, fetcher) for what, (dest, manifest, _) in wanted.items()]
+    if fetcher.unreachable is not None and args.if_missing:
+        # The host could not be reached: one sentence and the command, not a line per file.
+        print(
+            f"fetch_reference: the tests check against the {' and '.join(wanted)}, which are neither beside this "
+            f"clone ({SHARED.parent}) nor complete in {args.dest.parent}, and could not be downloaded "
+            f"({fetcher.unreachable}). Where that host is reachable, or with a mirror of it "
+            "(MESHLAB_REFERENCE_MIRROR=URL, see docs/air-gapped.md), run:\n    make reference",
+            file=sys.stderr,
+        )
+        return 1
+    for outcome in outcomes:
+        for line in outcome.report():
+            print(line, file=sys.stderr)
+    if fetcher.unreachable is not None:
+        print(
+            "fetch_reference: run `make reference` where that host is reachable, or point it at a mirror laid out as "
+            "URL/HOST/PATH: `MESHLAB_REFERENCE_MIRROR=URL make reference` (or --mirror URL).",
+            file=sys.stderr,
+        )
+    return 1 if any(outcome.missing for outcome in outcomes) else 0
 
 
 if __name__ == "__main__":
