@@ -190,7 +190,7 @@ def test_fetch_writes_every_chart_source_verified_and_the_copy_packages_into_the
     assert chart_sources_folder(shared=CHART_SOURCES, cache=charts) == CHART_SOURCES  # the shared folder wins
 
     # What the real-apply tier serves is the same from either copy: archives depend on content only.
-    from tests.apply.chart_repository import build_repository  # noqa: PLC0415 - only this test packages
+    from tools.chart_repository import build_repository  # noqa: PLC0415 - only this test packages
 
     fetched = build_repository(charts, tmp_path / "from-cache")
     shared = build_repository(CHART_SOURCES, tmp_path / "from-shared")

@@ -62,6 +62,7 @@ import yaml
 
 from components.cluster.artifacts import cache_root
 from components.cluster.files import kube_vip_manifest
+from components.hosts.seed_iso import write_atomically
 from config import versions
 from config.images import DOCKER_HUB, LOCK_FILE, registry_of
 from config.loader import StackConfig, read_stack_file, settings_from_config
@@ -355,14 +356,6 @@ def _why(error: Exception) -> str:
     return str(error)
 
 
-def _write_atomically(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    with os.fdopen(handle, "wb") as out:
-        out.write(data)
-    Path(temporary).replace(path)
-
-
 # --- RKE2's system images --------------------------------------------------------------------------------
 
 
@@ -406,7 +399,7 @@ def rke2_image_lists(settings: Settings, cache: Path, fetch: Fetch | None = None
                 raise ImagesError(
                     f"{artifacts.url(name)} does not match its SHA-256 in {artifacts.checksums} ({expected})"
                 )
-            _write_atomically(cache_dir / name, data)
+            write_atomically(cache_dir / name, data)
             found[name] = data.decode()
     except (OSError, urllib.error.URLError, UnicodeDecodeError) as error:
         where = " or ".join(str(folder) for folder in folders)
@@ -515,7 +508,7 @@ class ChartSource:
         digest = str(entry.get("digest") or "")
         if digest and hashlib.sha256(data).hexdigest() != digest.lower():
             raise ImagesError(f"{url} does not match the digest {release.repository}/index.yaml lists ({digest})")
-        _write_atomically(path, data)
+        write_atomically(path, data)
         if _archive_chart(path) != (release.chart, release.version):
             path.unlink()
             raise ImagesError(f"{url} is not the chart {release.chart} {release.version}")

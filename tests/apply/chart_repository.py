@@ -18,28 +18,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-from tools.chart_repository import (
-    INDEX,
-    METADATA_FIELDS,
-    ChartEntry,
-    ChartSourcesMissingError,
-    HelmIgnore,
-    build_repository,
-    chart_sources_folder,
-)
-
 # What the tier and the tests take from here, packaging included.
-__all__ = [
-    "INDEX",
-    "METADATA_FIELDS",
-    "ChartEntry",
-    "ChartSourcesMissingError",
-    "HelmIgnore",
-    "Server",
-    "build_repository",
-    "chart_sources_folder",
-    "serve",
-]
 
 
 # --- serving -------------------------------------------------------------------------------------------

@@ -18,11 +18,12 @@ from pathlib import Path
 import pytest
 
 from tests.apply import stack
-from tests.apply.chart_repository import build_repository, chart_sources_folder, serve
+from tests.apply.chart_repository import serve
 from tests.apply.cluster import ApplyCluster, gateway_api_manifest
 from tests.apply.stack import TIMINGS, ApplyEngine
 from tests.engine import toolchain as engine_toolchain
 from tests.kube import toolchain as kube_toolchain
+from tools.chart_repository import build_repository, chart_sources_folder
 
 
 def _isolated() -> list[str]:

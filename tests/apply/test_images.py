@@ -23,10 +23,10 @@ import yaml
 from config import versions
 from config.images import lab_registries, registry_of
 from config.settings import config_key
-from tests.apply.chart_repository import chart_sources_folder
 from tests.apply.cluster import ApplyCluster
 from tests.apply.stack import STACK, TIMINGS, ApplyEngine, resource_keys
 from tools import images
+from tools.chart_repository import chart_sources_folder
 from tools.render import ROOT
 
 # Every kind that holds a pod spec, as kubectl names them.
