@@ -26,7 +26,7 @@ PIP_INSTALL := $(BIN)/pip install --quiet --disable-pip-version-check
 venv: $(DEV_VENV)
 
 $(RUNTIME_VENV): requirements.txt policy-pack/requirements.txt
-	$(PYTHON) -m venv $(VENV)
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(PIP_INSTALL) -r requirements.txt -r policy-pack/requirements.txt
 	touch $@
 

@@ -10,6 +10,13 @@ value into the string the language host hands the program: scalars as text, arra
 JSON. The expected readings in tests/test_stack_file.py were recorded from the real CLI.
 
 Duplicate mapping keys are refused as go-yaml refuses them (the CLI then refuses the whole file).
+
+The CLI does not read the file only once: LoadProjectStackBytes (sdk/go/common/workspace) decodes it,
+writes it back with go-yaml's encoder and decodes that text again. The round trip is not lossless, and
+what it changes reaches the program (`_read_back`, `_Loader.construct_mapping`): a string with a line
+feed is written as a `|` block, which loses a leading line break and cannot be read back when it starts
+with a tab; a NaN key loses its value; keys of different kinds written alike (1 and 1.0) become
+duplicates; a quoted `"<<"` key is written plain and becomes a merge.
 """
 
 from __future__ import annotations
@@ -56,9 +63,43 @@ _DAYS = (31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31)
 
 @dataclass(frozen=True)
 class GoTime:
-    """A timestamp as Go's time.Time.String() prints it (the CLI formats it so, with the local zone UTC)."""
+    """A timestamp as Go's time.Time.String() prints it (the CLI formats it so, with the local zone UTC).
+
+    `rfc3339` is how go-yaml's encoder writes it back (time.RFC3339Nano)."""
 
     text: str
+    rfc3339: str = ""
+
+
+class GoBytes(str):
+    """A `!!binary` value whose bytes are not UTF-8. Go keeps the bytes; the text is what encoding/json
+    makes of them (each byte that starts no valid character becomes U+FFFD). The CLI cannot hand such a
+    string to the program on its own (gRPC refuses it), only inside an array or object (JSON)."""
+
+    raw: bytes
+
+    def __new__(cls, raw: bytes) -> GoBytes:
+        text = super().__new__(cls, _go_replaced(raw))
+        text.raw = raw
+        return text
+
+
+def _go_replaced(raw: bytes) -> str:
+    """bytes as encoding/json writes them: each byte where no valid UTF-8 character starts is U+FFFD."""
+    out: list[str] = []
+    index = 0
+    while index < len(raw):
+        for width in (1, 2, 3, 4):
+            try:
+                out.append(raw[index : index + width].decode("utf-8"))
+            except UnicodeDecodeError:
+                continue
+            index += width
+            break
+        else:
+            out.append("\ufffd")
+            index += 1
+    return "".join(out)
 
 
 def _go_int(text: str, *, signed: bool) -> int | None:
@@ -97,12 +138,13 @@ def _go_timestamp(text: str) -> GoTime | None:
             return None
         nanoseconds = fraction[:9].ljust(9, "0").rstrip("0")
         clock = f"{hour:02d}:{minute:02d}:{second:02d}" + (f".{nanoseconds}" if nanoseconds else "")
+        date = f"{year:04d}-{month:02d}-{day:02d}"
         if not zone or zone == "Z" or zone[1:] == "00:00":
-            where = "+0000 UTC"
+            where, suffix = "+0000 UTC", "Z"
         else:
             offset = zone[0] + zone[1:].replace(":", "")
-            where = f"{offset} {offset}"
-        return GoTime(f"{year:04d}-{month:02d}-{day:02d} {clock} {where}")
+            where, suffix = f"{offset} {offset}", zone
+        return GoTime(f"{date} {clock} {where}", f"{date}T{clock}{suffix}")
     return None
 
 
@@ -128,8 +170,112 @@ def resolve_plain(text: str, *, timestamps: bool = True) -> Any:
     return text
 
 
+# --- the round trip: the file written back by go-yaml's encoder and read again ---------------------
+
+_BREAKS = "\r\n\x85\u2028\u2029"  # what go-yaml's emitter and scanner take for a line break (is_break)
+
+
+def _printable(char: str) -> bool:
+    """go-yaml's emitter is_printable (a tab aside): a character it may write as it is in a block."""
+    code = ord(char)
+    return (
+        char == "\n" or 0x20 <= code <= 0x7E or 0xA0 <= code <= 0xD7FF or (0xE000 <= code <= 0xFFFD and code != 0xFEFF)
+    )
+
+
+def _literal_block(text: str) -> bool:
+    """Whether go-yaml's encoder writes a string as a `|` block: it holds a line feed, and the emitter allows
+    a block (no space at its end or before a line break, every character but a tab printable)."""
+    if "\n" not in text or text.endswith(" "):
+        return False
+    for index, char in enumerate(text):  # (a space is never last here: text[index + 1] exists)
+        if (char != "\t" and not _printable(char)) or (char == " " and text[index + 1] in _BREAKS):
+            return False
+    return True
+
+
+class _ReadBackError(Exception):
+    """What the CLI cannot read back of what it wrote (load_stack_document raises it as yaml.YAMLError)."""
+
+
+def _read_back_string(text: str) -> str:
+    """A string as the CLI reads it back: in a `|` block, a first line break is written as the end of the
+    `|` line (so it is lost), and a first tab meets a block whose indentation the scanner must guess."""
+    if not _literal_block(text):
+        return text
+    if text[0] in _BREAKS:
+        return text[1:]
+    if text[0] == "\t":
+        raise _ReadBackError(
+            f"yaml: found a tab character where an indentation space is expected: the Pulumi CLI writes the "
+            f"stack file back with {json.dumps(text)} as a `|` block starting with a tab, and cannot read it again"
+        )
+    return text
+
+
+def _read_back(value: Any) -> Any:
+    """A decoded value as the CLI reads it back (the keys of a mapping were read back by construct_mapping)."""
+    if isinstance(value, dict):
+        return {key: _read_back(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_read_back(item) for item in value]
+    if isinstance(value, str) and not isinstance(value, GoBytes):
+        return _read_back_string(value)
+    return value
+
+
+def _go_yaml_float(number: float) -> str:
+    """How go-yaml's encoder writes a float64: strconv 'g', shortest (-0 keeps its sign); .inf, -.inf, .nan."""
+    if math.isnan(number):
+        return ".nan"
+    if math.isinf(number):
+        return ".inf" if number > 0 else "-.inf"
+    return "-0" if number == 0 and math.copysign(1, number) < 0 else _go_print_float(number)
+
+
+def _go_key(key: Any, position: int) -> tuple[Any, ...]:
+    """A key as a Go map[interface{}]interface{} tells keys apart: kind and value (-0.0 is 0.0; a NaN is
+    no other key, not even another NaN)."""
+    if isinstance(key, GoBytes):
+        return ("bytes", key.raw)
+    if isinstance(key, float) and math.isnan(key):
+        return ("nan", position)
+    if isinstance(key, GoTime):
+        return ("time", key.text)
+    kind = "null" if key is None else "bool" if isinstance(key, bool) else type(key).__name__
+    return (kind, key)
+
+
+def _written_key(key: Any) -> str:
+    """The text go-yaml's encoder writes for a key, as its decoder compares keys (without quotes)."""
+    if isinstance(key, GoBytes):
+        return base64.b64encode(key.raw).decode()
+    if isinstance(key, str):
+        return _read_back_string(key)
+    if isinstance(key, float):
+        return _go_yaml_float(key)
+    if isinstance(key, GoTime):
+        return key.rfc3339 or key.text
+    return "null" if key is None else go_print(key)
+
+
+def _merged(mapping: dict[Any, Any], source: Any) -> None:
+    """go-yaml's `<<`: keys already there stay; of several sources, the first to give a key wins."""
+    sources = source if isinstance(source, list) else [source]
+    if not sources or not all(isinstance(item, dict) for item in sources):
+        raise _ReadBackError("could not unmarshal map: yaml: map merge requires map or sequence of maps as the value")
+    for item in sources:
+        for key, value in item.items():
+            mapping.setdefault(key, value)
+
+
 class _Loader(yaml.SafeLoader):
     """pyyaml's parser with go-yaml v3's resolution of plain scalars."""
+
+    def __init__(self, stream: str) -> None:
+        super().__init__(stream)
+        # What the CLI would fail on when it reads the file back (reported after the first reading's errors).
+        self.read_back_errors: list[str] = []
 
     def resolve(self, kind: type[Node], value: Any, implicit: Any) -> str:
         if kind is ScalarNode and implicit[0]:
@@ -137,17 +283,65 @@ class _Loader(yaml.SafeLoader):
         return str(super().resolve(kind, value, implicit))  # type: ignore[no-untyped-call]
 
     def construct_mapping(self, node: MappingNode, deep: bool = False) -> dict[Any, Any]:
-        # The CLI prints a key that is not a string with %v; Python would also merge 1 and true.
+        """A nested mapping as the program receives it: the CLI prints a key that is not a string with %v
+        (Python would also merge 1 and true), after writing the file back and reading it again."""
         self.flatten_mapping(node)
-        mapping: dict[Any, Any] = {}
-        for key_node, value_node in node.value:
+        decoded: dict[tuple[Any, ...], tuple[Any, Any, str]] = {}  # the Go map: key, value, where it was written
+        for position, (key_node, value_node) in enumerate(node.value):
             key = self.construct_object(key_node, deep=deep)
-            mapping[key if isinstance(key, str) else go_print(key)] = self.construct_object(value_node, deep=deep)
+            if isinstance(key, dict | list):  # go-yaml's words, without Go's %#v of the key
+                raise ConstructorError(None, None, "yaml: invalid map key", key_node.start_mark)
+            value = self.construct_object(value_node, deep=deep)
+            source = key_node.value if isinstance(key_node, ScalarNode) else go_print(key)
+            decoded[_go_key(key, position)] = (key, value, f"`{source}` (line {key_node.start_mark.line + 1})")
+        written: dict[str, str] = {}
+        mapping: dict[Any, Any] = {}
+        floats: set[Any] = set()  # keys of `mapping` a float key gave
+        merge: list[Any] = []
+        for identity, (key, value, where) in decoded.items():
+            try:
+                text = _written_key(key)
+            except _ReadBackError as error:
+                self.read_back_errors.append(f"the key {where}: {error}")
+                continue
+            if text in written:
+                self.read_back_errors.append(
+                    f"could not unmarshal map: yaml: unmarshal errors: mapping key {json.dumps(text)} already defined "
+                    f"(the Pulumi CLI writes the stack file back with the keys {written[text]} and {where} both as "
+                    f"{text})"
+                )
+                continue
+            written[text] = where
+            # The encoder looks each value up by its key, and no NaN finds one.
+            read_value = None if identity[0] == "nan" else value
+            if key == "<<":
+                merge.append(read_value)  # even quoted, written plain, so read back as a merge
+                continue
+            read = key if isinstance(key, GoBytes) else text if isinstance(key, str) else go_print(resolve_plain(text))
+            # Read back, -0.0 and 0 are the same key 0: the encoder writes the float after the int.
+            if read in floats and not isinstance(key, float):
+                continue
+            mapping[read] = read_value
+            if isinstance(key, float):
+                floats.add(read)
+        for source in merge:
+            try:
+                _merged(mapping, source)
+            except _ReadBackError as error:
+                self.read_back_errors.append(str(error))
         return mapping
 
 
 def _construct_plain(loader: _Loader, node: ScalarNode) -> Any:
     return resolve_plain(str(loader.construct_scalar(node)))
+
+
+def _cannot_decode(text: str, tag: str, node: ScalarNode) -> ConstructorError:
+    """go-yaml's words for an explicit tag the text is not, naming the tag the text resolves to (not a timestamp:
+    only !!timestamp tries that, and it fails)."""
+    value = resolve_plain(text, timestamps=False)
+    resolved = "!!null" if value is None else "!!bool" if isinstance(value, bool) else f"!!{type(value).__name__}"
+    return ConstructorError(None, None, f"yaml: cannot decode {resolved} `{text}` as a !!{tag}", node.start_mark)
 
 
 def _explicit(tag: str, kinds: tuple[type, ...]) -> Any:
@@ -161,7 +355,7 @@ def _explicit(tag: str, kinds: tuple[type, ...]) -> Any:
         if value is None and tag == "null":
             return None
         if not isinstance(value, kinds) or (isinstance(value, bool) and tag != "bool"):
-            raise ConstructorError(None, None, f"cannot decode `{text}` as a !!{tag}", node.start_mark)
+            raise _cannot_decode(text, tag, node)
         return value
 
     return construct
@@ -171,12 +365,16 @@ def _construct_timestamp(loader: _Loader, node: ScalarNode) -> Any:
     text = str(loader.construct_scalar(node))
     stamp = _go_timestamp(text)
     if stamp is None:
-        raise ConstructorError(None, None, f"cannot decode `{text}` as a !!timestamp", node.start_mark)
+        raise _cannot_decode(text, "timestamp", node)
     return stamp
 
 
 def _construct_binary(loader: _Loader, node: ScalarNode) -> Any:
-    return base64.b64decode(str(loader.construct_scalar(node))).decode("utf-8", "replace")
+    raw = base64.b64decode(str(loader.construct_scalar(node)))
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return GoBytes(raw)
 
 
 _Loader.add_constructor(_PLAIN, _construct_plain)
@@ -245,6 +443,19 @@ def _nested_duplicates(node: Node) -> list[Duplicate]:
     return level or [found for _, value in node.value for found in _nested_duplicates(value)]
 
 
+def _go_type(value: Any) -> str:
+    """The Go type go-yaml decodes a value into (as %T names it)."""
+    if isinstance(value, list):
+        return "[]interface {}"
+    if isinstance(value, GoTime):
+        return "time.Time"
+    if isinstance(value, bool | str):
+        return "bool" if isinstance(value, bool) else "string"
+    if isinstance(value, int):
+        return "int" if _INT64[0] <= value <= _INT64[1] else "uint64"
+    return "float64"
+
+
 def load_stack_document(text: str) -> StackDocument:
     """Parse a stack file; raises yaml.YAMLError on text that is not YAML."""
     loader = _Loader(text)
@@ -252,8 +463,8 @@ def load_stack_document(text: str) -> StackDocument:
         root = loader.get_single_node()
         if root is None or (isinstance(root, ScalarNode) and resolve_plain(root.value) is None):
             return StackDocument([], [])
-        if not isinstance(root, MappingNode):
-            raise yaml.YAMLError("the stack file must be a mapping (config: and the stack's settings)")
+        if not isinstance(root, MappingNode):  # the CLI's words, with Go's name of what it found
+            raise yaml.YAMLError(f"expected project to be an object, was '{_go_type(loader.construct_object(root))}'")
         top: list[tuple[int | None, Duplicate]] = [(None, duplicate) for _, duplicate in _level_duplicates(root)]
         if top:
             return StackDocument([], top)
@@ -275,7 +486,17 @@ def load_stack_document(text: str) -> StackDocument:
             )
             for key, value in config.value
         ]
-        return StackDocument(entries, duplicates)
+        if duplicates:  # the CLI stops at them, before it writes the file back
+            return StackDocument(entries, duplicates)
+        read_back = []
+        for entry in entries:
+            try:
+                read_back.append(Entry(entry.key, _read_back(entry.value), entry.line))
+            except _ReadBackError as error:
+                loader.read_back_errors.append(f"the value of the key on line {entry.line}: {error}")
+        if loader.read_back_errors:  # the CLI stops at the first
+            raise yaml.YAMLError(loader.read_back_errors[0])
+        return StackDocument(read_back, [])
     finally:
         loader.dispose()
 
@@ -357,7 +578,8 @@ def _go_json_string(text: str) -> str:
 
 
 def _go_json(value: Any) -> str:
-    """encoding/json of a decoded value: compact, keys sorted, HTML characters escaped, Go's numbers."""
+    """encoding/json of a decoded value: compact, keys sorted, HTML characters escaped, Go's numbers. An integer
+    beyond int64 is a float64 (the CLI reads the JSON of an array or object back: json.Number's Int64 fails)."""
     if isinstance(value, dict):
         items = {key if isinstance(key, str) else go_print(key): item for key, item in value.items()}
         return "{" + ",".join(f"{_go_json_string(key)}:{_go_json(items[key])}" for key in sorted(items)) + "}"
@@ -367,15 +589,26 @@ def _go_json(value: Any) -> str:
         return _go_json_string(value if isinstance(value, str) else value.text)
     if value is None or isinstance(value, bool):
         return {None: "null", True: "true", False: "false"}[value]
-    return go_json_float(value) if isinstance(value, float) else str(value)
+    if isinstance(value, float) or not _INT64[0] <= value <= _INT64[1]:
+        return go_json_float(float(value))
+    return str(value)
 
 
 def wire_value(value: Any) -> str:
     """The string the language host passes the program for a (non-secret) stack-file value."""
     if value is None:
         return ""  # the CLI warns "No value for configuration key" and passes ""
+    if isinstance(value, GoBytes):
+        raise UnsupportedValueError("grpc: error while marshaling: string field contains invalid UTF-8")
     if isinstance(value, str):
         return value
     if isinstance(value, GoTime):
         return value.text
-    return _go_json(value)  # numbers and booleans print as in JSON; arrays and objects are JSON
+    if isinstance(value, int) and not isinstance(value, bool):
+        return str(value)  # alone, a uint64 keeps its digits
+    try:
+        return _go_json(value)  # numbers and booleans print as in JSON; arrays and objects are JSON
+    except UnsupportedValueError as error:
+        # The CLI makes the JSON while it decodes the file (config.Map), so it refuses the file in these words.
+        within = "json: error calling MarshalJSON for type config.object: " if isinstance(value, dict | list) else ""
+        raise UnsupportedValueError(f"could not unmarshal map: {within}{error}") from None

@@ -88,7 +88,7 @@ def test_only_annotations_literal_aliases_docstrings_and_signature_markers_are_i
 
 def test_every_target_names_its_module_and_existing_test_files():
     names = [target.name for target in mutation.TARGETS]
-    assert len(names) == len(set(names)) == 6
+    assert len(names) == len(set(names)) == 8
     for target in mutation.TARGETS:
         assert (mutation.ROOT / target.path).is_file(), target.path
         assert target.tests and all((mutation.ROOT / test).is_file() for test in target.tests), target.path

@@ -151,7 +151,10 @@ def test_a_key_the_cli_cannot_parse_is_refused_with_its_words(tmp_path, key):
 
 # --- values as the CLI reads them (YAML as go-yaml v3 resolves it) --------------------------------
 
-# (YAML written in the stack file, the string the program receives), recorded from the real CLI.
+# (YAML written in the stack file, the string the program receives), recorded from the real CLI (pulumi v3.274.0):
+# a scratch Python project whose program wrote down the PULUMI_CONFIG its language host received (and the SDK's
+# runtime config: the same), each value alone under its own key, one `pulumi preview` each. `pulumi config --json`
+# gave the same strings for every one of them.
 CLI_READS: list[tuple[str, str]] = [
     ("off", "off"),
     ("yes", "yes"),
@@ -199,14 +202,418 @@ CLI_READS: list[tuple[str, str]] = [
     ("[1e21, 100000000000000000000.0, 0.000001, 0.0000001]", "[1e+21,100000000000000000000,0.000001,1e-7]"),
     ("{<<: {a: 1}, b: 2}", '{"a":1,"b":2}'),
     ("|\n    multi\n    line", "multi\nline\n"),
+    # leap days: February 29 is a date only in a leap year (1900 is none, 2000 is one); else the text stays a string
+    ("2024-02-29", "2024-02-29 00:00:00 +0000 UTC"),
+    ("2023-02-29", "2023-02-29"),
+    ("2000-02-29", "2000-02-29 00:00:00 +0000 UTC"),
+    ("1900-02-29", "1900-02-29"),
+    ("2024-02-30", "2024-02-30"),
+    ("2024-2-29", "2024-02-29 00:00:00 +0000 UTC"),
+    ("2024-02-29T12:00:00Z", "2024-02-29 12:00:00 +0000 UTC"),
+    ("2023-02-29T12:00:00Z", "2023-02-29T12:00:00Z"),
+    ("[2024-02-29, 2023-02-29]", '["2024-02-29 00:00:00 +0000 UTC","2023-02-29"]'),
+    ("{2024-02-29: a, 2023-02-29: b}", '{"2023-02-29":"b","2024-02-29 00:00:00 +0000 UTC":"a"}'),
+    ("{2024-02-29: [2024-02-29]}", '{"2024-02-29 00:00:00 +0000 UTC":["2024-02-29 00:00:00 +0000 UTC"]}'),
+    ("{2024-02-29: a, 2024-2-29: b}", '{"2024-02-29 00:00:00 +0000 UTC":"b"}'),
+    ("!!str 2024-02-29", "2024-02-29"),
+    ('"2024-02-29"', "2024-02-29"),
+    # the last day of each month, and the day after it
+    ("[2001-01-31, 2001-01-32]", '["2001-01-31 00:00:00 +0000 UTC","2001-01-32"]'),
+    ("[2001-03-31, 2001-03-32]", '["2001-03-31 00:00:00 +0000 UTC","2001-03-32"]'),
+    ("[2001-04-30, 2001-04-31]", '["2001-04-30 00:00:00 +0000 UTC","2001-04-31"]'),
+    ("[2001-05-31, 2001-05-32]", '["2001-05-31 00:00:00 +0000 UTC","2001-05-32"]'),
+    ("[2001-06-30, 2001-06-31]", '["2001-06-30 00:00:00 +0000 UTC","2001-06-31"]'),
+    ("[2001-07-31, 2001-07-32]", '["2001-07-31 00:00:00 +0000 UTC","2001-07-32"]'),
+    ("[2001-08-31, 2001-08-32]", '["2001-08-31 00:00:00 +0000 UTC","2001-08-32"]'),
+    ("[2001-09-30, 2001-09-31]", '["2001-09-30 00:00:00 +0000 UTC","2001-09-31"]'),
+    ("[2001-10-31, 2001-10-32]", '["2001-10-31 00:00:00 +0000 UTC","2001-10-32"]'),
+    ("[2001-11-30, 2001-11-31]", '["2001-11-30 00:00:00 +0000 UTC","2001-11-31"]'),
+    ("[2001-12-31, 2001-12-32]", '["2001-12-31 00:00:00 +0000 UTC","2001-12-32"]'),
+    ("[2001-02-28, 2001-01-01]", '["2001-02-28 00:00:00 +0000 UTC","2001-01-01 00:00:00 +0000 UTC"]'),
+    ("[2024-03-01, 2001-1-1]", '["2024-03-01 00:00:00 +0000 UTC","2001-01-01 00:00:00 +0000 UTC"]'),
+    # a date or a clock out of range, or a clock without a zone after T, stays a string
+    ("2001-12-14T23:60:00Z", "2001-12-14T23:60:00Z"),
+    ("2001-12-14T23:59:60Z", "2001-12-14T23:59:60Z"),
+    ("2001-12-14 24:00:00", "2001-12-14 24:00:00"),
+    ("2001-12-14 23:59:59", "2001-12-14 23:59:59 +0000 UTC"),
+    ("2001-13-01", "2001-13-01"),
+    ("2001-00-10", "2001-00-10"),
+    ("2001-12-00", "2001-12-00"),
+    ("2001-12-31", "2001-12-31 00:00:00 +0000 UTC"),
+    ("2001-04-31", "2001-04-31"),
+    ("2001-04-30", "2001-04-30 00:00:00 +0000 UTC"),
+    ("2001-12-14T21:59:43.1234567891+05:30", "2001-12-14 21:59:43.123456789 +0530 +0530"),
+    ("2001-12-14T21:59:43.10-00:00", "2001-12-14 21:59:43.1 +0000 UTC"),
+    ("2001-12-14t21:59:43Z", "2001-12-14 21:59:43 +0000 UTC"),
+    ("2001-12-14T21:59:43", "2001-12-14T21:59:43"),
+    ("2001-12-14 21:59:43.5", "2001-12-14 21:59:43.5 +0000 UTC"),
+    ("2001-12-14T23:59:61Z", "2001-12-14T23:59:61Z"),
+    ("2001-12-14T23:61:00Z", "2001-12-14T23:61:00Z"),
+    # numbers around the thresholds of JSON's exponent form (1e-6, 1e21) and of %v's (1e-4, 1e6)
+    ("{2001-12-14T21:59:43.1-05:00: a}", '{"2001-12-14 21:59:43.1 -0500 -0500":"a"}'),
+    (
+        "[1e-6, 1e-5, 0.5e21, 123456.7, 1234567.0, -1e-7]",
+        "[0.000001,0.00001,500000000000000000000,123456.7,1234567,-1e-7]",
+    ),
+    ("{1234567.0: a, 0.5: b, -1e-5: c, 1e-4: d}", '{"-1e-05":"c","0.0001":"d","0.5":"b","1.234567e+06":"a"}'),
+    # int64's and uint64's ends: alone, a uint64 keeps its digits; in an array or object, it is a float
+    ("-9223372036854775809", "-9223372036854776000"),
+    ("[-9223372036854775808, -9223372036854775809]", "[-9223372036854775808,-9223372036854776000]"),
+    ("18446744073709551615", "18446744073709551615"),
+    ("[18446744073709551615, 9223372036854775807]", "[18446744073709552000,9223372036854775807]"),
+    ("{a: , b: 1}", '{"a":null,"b":1}'),
+    ("{.NAN: x}", '{"NaN":null}'),
+    ("{+.INF: x, -.INF: y}", '{"+Inf":"x","-Inf":"y"}'),
+    ("+", "+"),
+    ("[+]", '["+"]'),
+    ("+0x1F", "31"),
+    ("[+0x1F, -0x1F, +0b101, -0o17, 0x, 0b, 0o, +_1, 1_]", '[31,-31,5,-15,"0x","0b","0o",1,1]'),
+    ("[NULL, TRUE, False, true, false, Null, null, ~]", "[null,true,false,true,false,null,null,null]"),
+    ("[1500000.0, 1.5e21, 2.5e-7]", "[1500000,1.5e+21,2.5e-7]"),
+    # keys that are not strings, printed with fmt's %v (a float in exponent form below 1e-4 and from 1e6)
+    ("{1: a}", '{"1":"a"}'),
+    ("{true: a}", '{"true":"a"}'),
+    ("{false: a}", '{"false":"a"}'),
+    ("{null: a}", '{"\\u003cnil\\u003e":"a"}'),
+    ("{~: a}", '{"\\u003cnil\\u003e":"a"}'),
+    ("{1.5: a}", '{"1.5":"a"}'),
+    ("{1e21: x}", '{"1e+21":"x"}'),
+    ("{1e-7: x}", '{"1e-07":"x"}'),
+    ("{1e6: x}", '{"1e+06":"x"}'),
+    ("{1e5: x}", '{"100000":"x"}'),
+    ("{0.0001: x}", '{"0.0001":"x"}'),
+    ("{0.00001: x}", '{"1e-05":"x"}'),
+    ("{123456789.0: x}", '{"1.23456789e+08":"x"}'),
+    ("{-0.0: x}", '{"0":"x"}'),
+    ("{.inf: x}", '{"+Inf":"x"}'),
+    ("{-.inf: x}", '{"-Inf":"x"}'),
+    ("{017: x}", '{"15":"x"}'),
+    ("{0x1F: x}", '{"31":"x"}'),
+    ("{-1: x}", '{"-1":"x"}'),
+    ("{9223372036854775808: x}", '{"9223372036854775808":"x"}'),
+    ("{18446744073709551616: x}", '{"1.8446744073709552e+19":"x"}'),
+    ("{a: {2: b}}", '{"a":{"2":"b"}}'),
+    ("[{3: c}]", '[{"3":"c"}]'),
+    ("{1: a, 01: b}", '{"1":"b"}'),
+    ("{~: a, null: b}", '{"\\u003cnil\\u003e":"b"}'),
+    ("{1500000.0: a, 2.5e-7: b}", '{"1.5e+06":"a","2.5e-07":"b"}'),
+    (
+        "[{.Inf: a}, {+.inf: b}, {+.Inf: c}, {.INF: d}, {-.Inf: e}, {+.INF: f}]",
+        '[{"+Inf":"a"},{"+Inf":"b"},{"+Inf":"c"},{"+Inf":"d"},{"-Inf":"e"},{"+Inf":"f"}]',
+    ),
+    ("[_1, _, 1__0]", '["_1","_",10]'),
+    ("{-0.0: a, 0: b, c: d}", '{"0":"a","c":"d"}'),
+    # explicit tags
+    ("!!int 0x1F", "31"),
+    ("!!int 017", "15"),
+    ("!!int 1_000", "1000"),
+    ("!!int -0b101", "-5"),
+    ("!!int 9223372036854775808", "9223372036854775808"),
+    ("!!bool true", "true"),
+    ("!!bool False", "false"),
+    ("!!float 1e3", "1000"),
+    ("!!float 017", "15"),
+    ("!!null ~", ""),
+    ("!!timestamp 2001-12-14", "2001-12-14 00:00:00 +0000 UTC"),
+    ("!!timestamp 2024-02-29", "2024-02-29 00:00:00 +0000 UTC"),
+    ("!!timestamp 2001-12-14T21:59:43.1-05:00", "2001-12-14 21:59:43.1 -0500 -0500"),
+    ("{a: !!timestamp 2001-12-14}", '{"a":"2001-12-14 00:00:00 +0000 UTC"}'),
+    ("!!binary aGVsbG8=", "hello"),
+    ("!!binary w6k=", "é"),
+    ("[!!int 0x1F, !!bool true, !!binary aGk=]", '[31,true,"hi"]'),
+    ("[!!binary /w==]", '["\ufffd"]'),
+    ("[!!binary 5pc=]", '["\ufffd\ufffd"]'),
+    ("[!!binary 8J+YgP8=]", '["\U0001f600\ufffd"]'),
+    ("[!!binary 4oCo/w==]", '["\\u2028\ufffd"]'),
+    ("[!!binary /+KAqA==]", '["\ufffd\\u2028"]'),
+    ("[!!binary wg==, !!binary 4oA=, !!binary 8J+Y]", '["\ufffd","\ufffd\ufffd","\ufffd\ufffd\ufffd"]'),
+    ("[!!binary w6n/]", '["é\ufffd"]'),
+    ("{!!binary /w==: a}", '{"\ufffd":"a"}'),
+    ("{a: !!binary /w==}", '{"a":"\ufffd"}'),
+    ("[!!binary Yf8=]", '["a\ufffd"]'),
+    # text in JSON: encoding/json escapes <, >, &, U+2028, U+2029 and control characters, nothing else
+    ("é", "é"),
+    ('{a: "é"}', '{"a":"é"}'),
+    ('[ü, "日本"]', '["ü","日本"]'),
+    ('{"é": 1}', '{"é":1}'),
+    ('["<", ">", "&"]', '["\\u003c","\\u003e","\\u0026"]'),
+    ('<a href="x">&</a>', '<a href="x">&</a>'),
+    ('{"<k>": "&"}', '{"\\u003ck\\u003e":"\\u0026"}'),
+    ('"\\u2028"', "\u2028"),
+    ('["\\u2028", "\\u2029"]', '["\\u2028","\\u2029"]'),
+    ('{a: "\\u2028\\u2029"}', '{"a":"\\u2028\\u2029"}'),
+    ('["\\x01\\x7f"]', '["\\u0001\x7f"]'),
+    ('["\\b\\f\\t\\n\\r"]', '["\\b\\f\\t\\n\\r"]'),
+    ('["\\"\\\\/"]', '["\\"\\\\/"]'),
+    ('["\\x85\\xa0"]', '["\x85\xa0"]'),
+    ('["\\U0001F600"]', '["\U0001f600"]'),
+    # the file written back and read again: a NaN key loses its value; -0.0 and 0 are one key, the float's
+    ("{.nan: x}", '{"NaN":null}'),
+    ("{.nan: x, b: 1}", '{"NaN":null,"b":1}'),
+    ("{a: {.NaN: x}}", '{"a":{"NaN":null}}'),
+    ("[{.nan: [1, 2]}]", '[{"NaN":null}]'),
+    ("{0: a, -0.0: b}", '{"0":"b"}'),
+    ("{-0.0: a, 0: b}", '{"0":"a"}'),
+    ('{"<<": {b: 1}}', '{"b":1}'),
+    ('{"<<": {b: 1}, c: 2, b: 3}', '{"b":3,"c":2}'),
+    ('{"<<": [{b: 1}, {b: 2, d: 4}], c: 3}', '{"b":1,"c":3,"d":4}'),
+    # ...a string with a line feed becomes a | block, which loses a first line break (\n, U+2028, U+2029)
+    ('"\\n"', ""),
+    ('"\\n\\n"', "\n"),
+    ('["\\n\\n"]', '["\\n"]'),
+    ('"\\n a"', " a"),
+    ('"\\n\\ta"', "\ta"),
+    ('"\\u2028\\n"', "\n"),
+    ('["\\u2029x\\ny"]', '["x\\ny"]'),
+    ('["", "\\n", "\\n\\n\\n"]', '["","","\\n\\n"]'),
+    ('{"\\n": a}', '{"":"a"}'),
+    ('"a\\n\\n"', "a\n\n"),
+    ('"a\\n\\tb"', "a\n\tb"),
+    ('"\\ta"', "\ta"),
+    ('" \\n"', " \n"),
+    ('["a \\nb"]', '["a \\nb"]'),
+    ('["\\tx\\ny "]', '["\\tx\\ny "]'),
+    ('["\\t \\nx"]', '["\\t \\nx"]'),
+    ('"\\r\\n"', "\r\n"),
+    ('["\\x7f\\nx"]', '["\x7f\\nx"]'),
+    ('["\\ufeff\\nx"]', '["\ufeff\\nx"]'),
+    ('["\\U0001F600\\n"]', '["\U0001f600\\n"]'),
+    ('["\\t\\u0001\\nx"]', '["\\t\\u0001\\nx"]'),
+    ('["a\\n"]', '["a\\n"]'),
+    ('[" b\\n c"]', '[" b\\n c"]'),
+    ('["x\\n\\n"]', '["x\\n\\n"]'),
+    ('["\\n"]', '[""]'),
+    ('"a\\n "', "a\n "),
+    ('"x\\n\\n\\ty"', "x\n\n\ty"),
+    ('"\\n\\n\\tb"', "\n\tb"),
+    ('"a\\t\\nb"', "a\t\nb"),
+    ('"a\\n\\t"', "a\n\t"),
+    ('" \\ta\\nb"', " \ta\nb"),
+    ('"a\\r\\nb"', "a\r\nb"),
+    ('["\\u0085x\\ny"]', '["\x85x\\ny"]'),
+    ('["a\\u2028\\nb"]', '["a\\u2028\\nb"]'),
+    ('["a\\n\\u2028"]', '["a\\n\\u2028"]'),
+    ('"\\u2029"', "\u2029"),
+    ('["X\\nY"]', '["X\\nY"]'),
+    # which characters go-yaml's emitter writes in a block: after a first line break, they show
+    ('["\\n~"]', '["~"]'),
+    ('["\\n\\x7f"]', '["\\n\x7f"]'),
+    ('["\\n\\x9f"]', '["\\n\x9f"]'),
+    ('["\\n\\xa0"]', '["\xa0"]'),
+    ('["\\n\\ud7ff"]', '["\ud7ff"]'),
+    ('["\\n\\ue000"]', '["\ue000"]'),
+    ('["\\n\\ufffd"]', '["\ufffd"]'),
+    ('["\\n\\ufeff"]', '["\\n\ufeff"]'),
+    ('["\\n\\ufffe"]', '["\\n\ufffe"]'),
+    ('["\\n\\U00010000"]', '["\\n\U00010000"]'),
+    ('["\\n\\t"]', '["\\t"]'),
+    ('["\\n\\u2029"]', '["\\u2029"]'),
+    ('["\\n\\r"]', '["\\n\\r"]'),
+    ('["\\n\\x85"]', '["\\n\x85"]'),
+    ('["\\n\\x1f"]', '["\\n\\u001f"]'),
+    # -0.0 is read back as 0
+    ("{-0.0: a}", '{"0":"a"}'),
+    ("[-0.0, {-0.0: [-0.0]}]", '[0,{"0":[0]}]'),
 ]
+
+
+# The recorded files began as `pulumi stack init` left them: the passphrase's salt, then `config:`.
+SALT = "encryptionsalt: v1:7wBv+lJPfig=:v1:7e4s84bMmbHiehjb:r8zRfT7b108ZOWwP7lmU+sRaunWktQ==\n"
+RECORDED_BASE = SALT + "config:\n"
 
 
 def test_values_reach_the_program_as_the_cli_passes_them(tmp_path):
     lines = "".join(f"  meshlab:v{index}: {written}\n" for index, (written, _) in enumerate(CLI_READS))
-    values = read_stack_file(_stack(tmp_path, lines, base="config:\n")).values
+    values = read_stack_file(_stack(tmp_path, lines, base=RECORDED_BASE)).values
     read = {written: values[f"meshlab:v{index}"] for index, (written, _) in enumerate(CLI_READS)}
+    assert len(read) == len(CLI_READS)
     assert read == dict(CLI_READS)
+
+
+# (YAML written in the stack file, the CLI's error), recorded as CLI_READS was (pulumi v3.274.0): `pulumi preview`
+# refuses each file before the program runs, with "error: getting stack configuration: invalid YAML file: " and the
+# words below (so does `pulumi config`). A !!binary whose bytes are not UTF-8 passes `pulumi config` (shown as U+FFFD)
+# and fails the preview, which cannot send it to the language host. The CLI decodes the file, writes it back and
+# decodes that again: the line numbers of what it cannot read back are lines of its copy, so they are not compared.
+CLI_REFUSES: list[tuple[str, str]] = [
+    ("!!int abc", "yaml: cannot decode !!str `abc` as a !!int"),
+    ("!!int 1.5", "yaml: cannot decode !!float `1.5` as a !!int"),
+    ("!!int .5", "yaml: cannot decode !!float `.5` as a !!int"),
+    ("!!int ~", "yaml: cannot decode !!null `~` as a !!int"),
+    ("!!int 2001-12-14", "yaml: cannot decode !!str `2001-12-14` as a !!int"),
+    ("!!int 18446744073709551616", "yaml: cannot decode !!float `18446744073709551616` as a !!int"),
+    ("[!!int abc]", "yaml: cannot decode !!str `abc` as a !!int"),
+    ("!!bool 1", "yaml: cannot decode !!int `1` as a !!bool"),
+    ("!!bool yes", "yaml: cannot decode !!str `yes` as a !!bool"),
+    ("!!bool 0x1", "yaml: cannot decode !!int `0x1` as a !!bool"),
+    ("!!float abc", "yaml: cannot decode !!str `abc` as a !!float"),
+    ("!!float 2001-12-14", "yaml: cannot decode !!str `2001-12-14` as a !!float"),
+    ("!!null x", "yaml: cannot decode !!str `x` as a !!null"),
+    ("!!timestamp 2023-02-29", "yaml: cannot decode !!str `2023-02-29` as a !!timestamp"),
+    ("!!timestamp abc", "yaml: cannot decode !!str `abc` as a !!timestamp"),
+    ("!!timestamp 5", "yaml: cannot decode !!int `5` as a !!timestamp"),
+    ("!!timestamp 2024-02-29T25:00:00Z", "yaml: cannot decode !!str `2024-02-29T25:00:00Z` as a !!timestamp"),
+    ("!!float .inf", "could not unmarshal map: json: unsupported value: +Inf"),
+    (".inf", "could not unmarshal map: json: unsupported value: +Inf"),
+    (
+        "[.nan]",
+        "could not unmarshal map: json: error calling MarshalJSON for type config.object: json: unsupported value: NaN",
+    ),
+    (
+        "{a: .inf}",
+        "could not unmarshal map: json: error calling MarshalJSON for type config.object: json: "
+        "unsupported value: +Inf",
+    ),
+    ("!!binary /w==", "error: grpc: error while marshaling: string field contains invalid UTF-8"),
+    ("!!binary gA==", "error: grpc: error while marshaling: string field contains invalid UTF-8"),
+    ("!!binary w6n/", "error: grpc: error while marshaling: string field contains invalid UTF-8"),
+    (
+        "{1: a, 1.0: b}",
+        'could not unmarshal map: yaml: unmarshal errors:\n  line 4: mapping key "1" already defined at line 3',
+    ),
+    (
+        '{"1": a, 1.0: b}',
+        'could not unmarshal map: yaml: unmarshal errors:\n  line 4: mapping key "1" already defined at line 3',
+    ),
+    (
+        "{0: a, 0.0: b}",
+        'could not unmarshal map: yaml: unmarshal errors:\n  line 4: mapping key "0" already defined at line 3',
+    ),
+    (
+        "{1e5: a, 100000: b}",
+        'could not unmarshal map: yaml: unmarshal errors:\n  line 4: mapping key "100000" already defined at line 3',
+    ),
+    (
+        "{.nan: x, .NaN: y}",
+        'could not unmarshal map: yaml: unmarshal errors:\n  line 4: mapping key ".nan" already defined at line 3',
+    ),
+    (
+        '{"2024-02-29T00:00:00Z": a, 2024-02-29: b}',
+        "could not unmarshal map: yaml: unmarshal errors:\n  line 4: "
+        'mapping key "2024-02-29T00:00:00Z" already defined at line 3',
+    ),
+    ('{"<<": a}', "could not unmarshal map: yaml: map merge requires map or sequence of maps as the value"),
+    ('"\\ta\\n"', "yaml: line 2: found a tab character where an indentation space is expected"),
+    ('"\\t\\n"', "yaml: line 2: found a tab character where an indentation space is expected"),
+    ('["\\ta\\n"]', "yaml: line 3: found a tab character where an indentation space is expected"),
+    ('{k: "\\tx\\ny"}', "yaml: line 3: found a tab character where an indentation space is expected"),
+    ('{"\\ta\\nb": a}', "yaml: line 3: found a tab character where an indentation space is expected"),
+    ("[!!binary CWEKYg==]", "yaml: line 3: found a tab character where an indentation space is expected"),
+    ("!!int true", "yaml: cannot decode !!bool `true` as a !!int"),
+    ("!!float false", "yaml: cannot decode !!bool `false` as a !!float"),
+    ("!!null true", "yaml: cannot decode !!bool `true` as a !!null"),
+    ("-.inf", "could not unmarshal map: json: unsupported value: -Inf"),
+    (
+        "[-.inf]",
+        "could not unmarshal map: json: error calling MarshalJSON for type config.object: json: "
+        "unsupported value: -Inf",
+    ),
+    (
+        "[.NAN, +.INF, -.INF]",
+        "could not unmarshal map: json: error calling MarshalJSON for type config.object: json: unsupported value: NaN",
+    ),
+]
+
+
+def _cli_words(error: str) -> str:
+    """The CLI's error without its prefix and its line numbers, spaces collapsed."""
+    words = error.removeprefix("error: ")
+    return " ".join(re.sub(r"line \d+: | at line \d+", "", words).split())
+
+
+@pytest.mark.parametrize(("written", "error"), CLI_REFUSES)
+def test_a_value_the_cli_refuses_is_refused_in_its_words(tmp_path, written, error):
+    path = _stack(tmp_path, f"  meshlab:v: {written}\n", base=RECORDED_BASE)
+    with pytest.raises(SettingsError) as raised:
+        settings_from_config(read_stack_file(path))
+    problems = [" ".join(str(problem).split()) for problem in raised.value.problems]
+    assert any(f": {_cli_words(error)}" in problem for problem in problems), problems
+
+
+def test_keys_the_cli_writes_back_alike_are_named_with_their_lines(tmp_path):
+    """The CLI's lines are those of its copy ("line 4: mapping key "1" already defined at line 3"); ours say
+    where the two keys are in the file."""
+    path = _stack(tmp_path, "  meshlab:v:\n    1: a\n    1.0: b\n", base=RECORDED_BASE)
+    with pytest.raises(SettingsError) as raised:
+        read_stack_file(path)
+    [problem] = raised.value.problems
+    assert "the keys `1` (line 4) and `1.0` (line 5) both as 1" in str(problem)
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["", "~\n", SALT, RECORDED_BASE, RECORDED_BASE.replace("config:", "config: ~")],
+)
+def test_a_stack_file_without_config_gives_the_program_none(tmp_path, text):
+    """Recorded as CLI_READS: the program receives no key (PULUMI_CONFIG is {})."""
+    path = tmp_path / "Pulumi.lab.yaml"
+    path.write_text(text)
+    config = read_stack_file(path)
+    assert config.values == {}
+    assert not config.problems
+
+
+@pytest.mark.parametrize("written", ["3", "[a]"])
+def test_a_config_that_is_no_mapping_is_refused(tmp_path, written):
+    """The CLI: "could not unmarshal map: yaml: unmarshal errors: line 2: cannot unmarshal !!int `3` into
+    map[string]config.Value"."""
+    with pytest.raises(SettingsError) as raised:
+        read_stack_file(_stack(tmp_path, "", base=RECORDED_BASE.replace("config:", f"config: {written}")))
+    [problem] = raised.value.problems
+    assert "config must be a mapping" in str(problem)
+
+
+@pytest.mark.parametrize(
+    ("text", "found"),
+    [
+        ("3", "int"),
+        ("true", "bool"),
+        ("hello", "string"),
+        ("1.5", "float64"),
+        ("2001-12-14", "time.Time"),
+        ("18446744073709551615", "uint64"),
+        ("[a]", "[]interface {}"),
+    ],
+)
+def test_a_stack_file_that_is_no_mapping_is_refused_in_the_clis_words(tmp_path, text, found):
+    """Recorded as CLI_READS: "getting stack configuration: expected project to be an object, was 'int'"."""
+    path = tmp_path / "Pulumi.lab.yaml"
+    path.write_text(text + "\n")
+    with pytest.raises(SettingsError) as raised:
+        read_stack_file(path)
+    [problem] = raised.value.problems
+    assert f": expected project to be an object, was '{found}'" in str(problem)
+
+
+def test_a_key_given_twice_is_named_as_the_cli_names_it(tmp_path):
+    """Recorded as CLI_READS: "yaml: unmarshal errors: line 5: mapping key "meshlab:a" already defined at line 3"."""
+    config = read_stack_file(_stack(tmp_path, "  meshlab:a: 1\n  meshlab:b: 2\n  meshlab:a: 3\n", base=RECORDED_BASE))
+    [problem] = [str(problem) for problem in config.problems]
+    assert problem.startswith("meshlab:a = ")
+    assert 'yaml: unmarshal errors: line 5: mapping key "meshlab:a" already defined at line 3' in problem
+
+
+def test_config_is_read_wherever_it_is_in_the_file(tmp_path):
+    path = _stack(tmp_path, SALT, base="config:\n  meshlab:v: 1\n")
+    assert read_stack_file(path).values == {"meshlab:v": "1"}
+
+
+def test_a_merge_in_the_config_mapping_is_read_as_the_cli_reads_it(tmp_path):
+    """Recorded as CLI_READS (pulumi v3.274.0): the merged keys reach the program, a bare one in the project's
+    namespace, and a key the mapping gives itself wins over the merged one."""
+    path = _stack(tmp_path, "  <<: {meshlab:m: 1, meshlab:v: 0, n: x}\n  meshlab:v: 2\n", base=RECORDED_BASE)
+    config = read_stack_file(path)
+    assert config.values == {"meshlab:m": "1", "meshlab:n": "x", "meshlab:v": "2"}
+    assert not config.problems
+
+
+@pytest.mark.parametrize("written", ["{[1]: a}", "{? {a: 1} : b}"])
+def test_a_key_that_is_an_array_or_an_object_is_refused(tmp_path, written):
+    """The CLI: "yaml: invalid map key: []interface {}{1}" and "... map[string]interface {}{"a":1}" (Go's %#v)."""
+    with pytest.raises(SettingsError) as raised:
+        read_stack_file(_stack(tmp_path, f"  meshlab:v: {written}\n", base="config:\n"))
+    [problem] = raised.value.problems
+    assert ": yaml: invalid map key" in str(problem)
 
 
 @pytest.mark.parametrize("written", [".inf", "[.nan]"])

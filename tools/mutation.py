@@ -102,6 +102,25 @@ TARGETS = (
     Target("components/cluster/files.py", ("tests/test_cluster_files.py", "tests/test_cluster_layer.py")),
     Target("config/loader.py", ("tests/test_loader.py", "tests/test_stack_file.py", "tests/test_settings.py")),
     Target("policy-pack/meshlab_policy/settings.py", ("tests/test_policy_settings.py", "tests/test_policy_config.py")),
+    # Every file that feeds the reader a stack file of its own and asserts on what it reads (the rest of the
+    # suite reads only the committed stacks, which test_stack_file reads too).
+    Target(
+        "config/stack_yaml.py",
+        (
+            "tests/test_loader.py",
+            "tests/test_destroy_guard.py",
+            "tests/test_stack_file.py",
+            "tests/test_settings_traps.py",
+            "tests/test_promote.py",
+        ),
+    ),
+    # Every file that asserts on what the existing-hosts backend registers (prod runs on it, so other suites
+    # render it too, and assert nothing of it; tests/test_existing_scripts.py runs the preflight's scripts only,
+    # and tests/test_diff.py needs the git history, which the tree copies leave out).
+    Target(
+        "components/hosts/existing_hosts.py",
+        ("tests/test_component_outputs.py", "tests/test_promote.py", "tests/test_existing_backend.py"),
+    ),
 )
 
 
