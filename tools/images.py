@@ -60,7 +60,7 @@ from typing import Any
 
 import yaml
 
-from components.cluster.artifacts import cache_root
+from components.cluster.artifacts import cache_root, release_cache
 from components.cluster.files import kube_vip_manifest
 from components.hosts.seed_iso import write_atomically
 from config import versions
@@ -373,7 +373,7 @@ def rke2_image_lists(settings: Settings, cache: Path, fetch: Fetch | None = None
     """name -> text of RKE2's image lists for the stack's release and guest architecture."""
     fetch = fetch or fetch_url
     artifacts = versions.Rke2Artifacts(settings.cluster.rke2_version, settings.topology.guest_arch)
-    cache_dir = cache / "rke2" / f"{artifacts.version}-{artifacts.arch}"
+    cache_dir = release_cache(settings, cache)
     configured = settings.sources.rke2_artifacts
     folders = [Path(configured)] if configured.startswith("/") else []
     folders.append(cache_dir)

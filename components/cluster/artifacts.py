@@ -31,9 +31,11 @@ def cache_root(settings: Settings) -> Path:
     return Path(configured).expanduser() if configured else Path.home() / ".cache" / "meshlab"
 
 
-def release_cache(settings: Settings) -> Path:
-    """The per-release cache of RKE2's artifacts on the workstation: one directory per version and guest arch."""
-    return cache_root(settings) / "rke2" / f"{settings.cluster.rke2_version}-{settings.topology.guest_arch}"
+def release_cache(settings: Settings, root: Path | None = None) -> Path:
+    """The per-release cache of RKE2's artifacts on the workstation (under `root`, meshlab's cache unless
+    given): one directory per version and guest arch."""
+    release = f"{settings.cluster.rke2_version}-{settings.topology.guest_arch}"
+    return (root or cache_root(settings)) / "rke2" / release
 
 
 @dataclass(frozen=True)
