@@ -225,6 +225,16 @@ class HostsSettings(_Section):
     ssh_bastion_user: str = Field(
         default="", description="The login user on meshlab:sshBastionHost (same key as the nodes)."
     )
+    ssh_host_keys: list[str] = Field(
+        default_factory=list,
+        description="existing only: nodes' SSH host keys as NAME=KEY entries (server1=ecdsa-sha2-nistp256 AAAA...), "
+        "checked out of band; a node not listed has its key learned on first contact and pinned from then on.",
+    )
+    ssh_bastion_host_key: str = Field(
+        default="",
+        description="existing only: meshlab:sshBastionHost's SSH host key (TYPE BASE64); empty learns it on first "
+        "contact and pins it from then on.",
+    )
 
     @property
     def existing(self) -> bool:

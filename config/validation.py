@@ -7,7 +7,7 @@ without reading code. All problems are collected and reported together.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from ipaddress import IPv4Address, IPv4Network
 from pathlib import PurePosixPath
@@ -16,6 +16,7 @@ from typing import Any
 from pydantic import SecretStr
 
 from config import images, versions
+from config.host_keys import host_key_problem, parse_host_key_entry
 from config.kubeconfig import KubeconfigError, current_context
 from config.registries import EVERY_REGISTRY, MirrorEntry, parse_credentials, parse_mirror
 from config.settings import (
@@ -163,10 +164,12 @@ def _read_only_with(hypervisor: str) -> str:
     return f"is read only with meshlab:hypervisor {hypervisor}"
 
 
-def check_existing(hosts: HostsSettings, access: AccessSettings, network: NetworkSettings) -> Iterator[Problem]:
+def check_existing(
+    hosts: HostsSettings, access: AccessSettings, network: NetworkSettings, node_names: Sequence[str] = ()
+) -> Iterator[Problem]:
     """The settings of existing hosts, and those that only mean something for VMs."""
     if not hosts.existing:
-        for name in ("node_interface", "ssh_bastion_host", "ssh_bastion_user"):
+        for name in ("node_interface", "ssh_bastion_host", "ssh_bastion_user", "ssh_host_keys", "ssh_bastion_host_key"):
             if getattr(hosts, name):
                 yield Problem(config_key(name), getattr(hosts, name), _read_only_with("existing"))
         if access.ssh_agent:
@@ -233,6 +236,33 @@ def check_existing(hosts: HostsSettings, access: AccessSettings, network: Networ
         )
     if hosts.ssh_bastion_user and not _USERNAME.match(hosts.ssh_bastion_user):
         yield Problem(config_key("ssh_bastion_user"), hosts.ssh_bastion_user, "must be a plain Linux user name")
+    yield from _check_host_keys(hosts, node_names)
+
+
+def _check_host_keys(hosts: HostsSettings, node_names: Sequence[str]) -> Iterator[Problem]:
+    key = config_key("ssh_host_keys")
+    seen: set[str] = set()
+    for entry in hosts.ssh_host_keys:
+        try:
+            name, _ = parse_host_key_entry(entry)
+        except ValueError as error:
+            yield Problem(key, entry, str(error))
+            continue
+        if name in seen:
+            yield Problem(key, entry, f"a second key for {name}: give each node one key")
+        elif node_names and name not in node_names:
+            yield Problem(key, entry, f"{name} is not a node of this stack ({', '.join(node_names)})")
+        seen.add(name)
+    if hosts.ssh_bastion_host_key:
+        problem = host_key_problem(hosts.ssh_bastion_host_key)
+        if problem:
+            yield Problem(config_key("ssh_bastion_host_key"), hosts.ssh_bastion_host_key, problem)
+        elif not hosts.ssh_bastion_host:
+            yield Problem(
+                config_key("ssh_bastion_host_key"),
+                hosts.ssh_bastion_host_key,
+                f"set {config_key('ssh_bastion_host')} too: this is the bastion's key",
+            )
 
 
 def _bastion_port_problem(bastion: str) -> str:
@@ -732,7 +762,9 @@ def validate(settings: Settings) -> list[Problem]:
         *check_built_cluster_nfs(settings.cluster),
         *check_topology(settings.topology),
         *check_hosts(settings.hosts, settings.network),
-        *check_existing(settings.hosts, settings.access, settings.network),
+        *check_existing(
+            settings.hosts, settings.access, settings.network, [node.name for node in settings.topology.nodes]
+        ),
         *check_network(settings.network, settings.topology, settings.hosts),
         *check_cluster(settings.cluster, settings.network, settings.topology),
         *check_built_sources(settings.sources),

@@ -227,12 +227,12 @@ FIXED_RESOURCES = 8 + 7 + 11 + 2 + 10 + 6 + 2 + 2 + 9 + 2 + 5 + 4 + 3 + 12
 # The plugged-in mesh CA: its component, root key and certificate, intermediate key, request and
 # certificate, and the cacerts Secret.
 PLUGGED_CA_RESOURCES = 7
-# Per node: the VirtualBoxVm component, its seed, VM, SSH-wait and cloud-init steps, then the
+# Per node: the VirtualBoxVm component, its SSH host key, seed, VM, SSH-wait and cloud-init steps, then the
 # Rke2Node component with preflight, prepare, install, files, start and upgrade steps and one
 # copy per file (config.yaml, registries.yaml for the embedded mirror; servers also the Cilium
 # HelmChartConfig and kube-vip).
-RESOURCES_PER_SERVER = 5 + 7 + 4
-RESOURCES_PER_AGENT = 5 + 7 + 2
+RESOURCES_PER_SERVER = 6 + 7 + 4
+RESOURCES_PER_AGENT = 6 + 7 + 2
 
 
 def expected_resource_count(servers: int, agents: int, *, generated_key: bool = True, plugged_ca: bool = False) -> int:

@@ -18,6 +18,7 @@ from config.settings import promotable_keys
 from config.validation import SettingsError
 from tests.conftest import STACKS, VM_STACKS, waits_for
 from tests.test_cluster_layer import exported
+from tools.mock_keys import key_pair
 from tools.render import SECRET, Rendering, stack_file, with_overrides
 
 LOCAL = "command:local:Command"
@@ -26,6 +27,7 @@ COPY = "command:remote:CopyToRemote"
 KEY = "-----BEGIN OPENSSH PRIVATE KEY-----\nprods-own\n-----END OPENSSH PRIVATE KEY-----"
 WITH_KEY = {"meshlab:sshAgent": None, "meshlab:sshPrivateKey": KEY}
 SECRET_KEY = frozenset({"meshlab:sshPrivateKey"})
+_ED25519_KEY = key_pair("a host").public_openssh.strip()
 
 
 def _hypervisor(stack: str) -> str:
@@ -55,7 +57,7 @@ def test_existing_hosts_get_a_preflight_and_an_identity_read_and_nothing_else(re
     assert {key: sorted(names) for key, names in types.items()} == {
         "meshlab:hosts:ExistingHosts": ["hosts"],
         "meshlab:hosts:ExistingPreflight": ["hosts-preflight"],
-        LOCAL: ["hosts-preflight-check"],
+        LOCAL: sorted(["hosts-preflight-check", *(f"{node.name}-host-key" for node in nodes)]),
         "meshlab:hosts:ExistingHost": sorted(node.name for node in nodes),
         REMOTE: sorted(f"{node.name}-identity" for node in nodes),
     }
@@ -66,7 +68,7 @@ def test_existing_hosts_get_a_preflight_and_an_identity_read_and_nothing_else(re
     everything = {r.type for r in rendering.resources()}
     assert not {t for t in everything if t.startswith("meshlab:hosts:") and "Existing" not in t}
     assert not [r for r in rendering.of_type("tls:index/privateKey:PrivateKey") if r.name == "hosts-ssh-key"]
-    assert [r.name for r in rendering.of_type(LOCAL)] == ["hosts-preflight-check"]
+    assert len(rendering.of_type(LOCAL)) == 1 + len(nodes)
 
 
 def _node_steps(rendering: Rendering) -> list[Any]:
@@ -91,6 +93,8 @@ def test_the_cluster_layer_logs_in_to_the_given_addresses_with_the_given_key(ren
         connection = step.revealed_inputs["connection"]
         assert step.inputs["connection"] == SECRET, step.name
         assert (connection["host"], connection["user"], connection["privateKey"]) == (addresses[node], "ubuntu", KEY)
+        # Pinned to the key its node's host-key step learned (the mock's stdout stands for it).
+        assert connection["hostKey"] == f"{node}-host-key done", step.name
         assert "proxy" not in connection, step.name
     for resource in rendering.resources():
         assert "prods-own" not in json.dumps(resource.inputs), resource.name
@@ -121,14 +125,95 @@ def test_a_bastion_carries_every_connection_and_the_preflight(render_with):
             "jump",
             KEY,
         )
-    [check] = rendering.of_type(LOCAL)
+    check = _local(rendering, "hosts-preflight-check")
     assert check.inputs["environment"]["MESHLAB_BASTION"] == "jump@bastion.example.com:2222"
+
+
+def _local(rendering: Rendering, name: str) -> Any:
+    [step] = [r for r in rendering.of_type(LOCAL) if r.name == name]
+    return step
+
+
+def _ed25519(name: str) -> str:
+    return key_pair(name).public_openssh.strip()
+
+
+def test_every_connection_pins_its_host_key_and_the_bastion_key_is_learned_once(render_with, stack_configs):
+    """Without keys in the stack: each node's key and the bastion's are learned by a step of their own
+    (trust on first use), every connection and the preflight pin them, and a node's key step logs in
+    through the bastion pinned to its key."""
+    rendering = render_with(
+        {**WITH_KEY, "meshlab:sshBastionHost": "bastion.example.com:2222", "meshlab:sshBastionUser": "jump"},
+        secret_keys=SECRET_KEY,
+        stack="prod",
+    )
+    nodes = settings_from_config(stack_configs["prod"]).topology.nodes
+    bastion = _local(rendering, "hosts-bastion-host-key")
+    assert bastion.inputs["environment"]["MESHLAB_KEY_OF"] == "bastion"
+    assert bastion.inputs["environment"]["MESHLAB_ADDRESS"] == "bastion.example.com:2222"
+    assert "stdin" not in bastion.inputs, "the bastion's key is read without a login"
+    for node in nodes:
+        step = _local(rendering, f"{node.name}-host-key")
+        environment = step.inputs["environment"]
+        assert (environment["MESHLAB_KEY_OF"], environment["MESHLAB_ADDRESS"]) == ("node", str(node.ip))
+        assert environment["MESHLAB_BASTION_HOST_KEY"] == "hosts-bastion-host-key done"
+        assert environment["MESHLAB_HOST_KEY_ALGORITHMS"].split(",")[-1] == "ssh-ed25519"
+        assert step.revealed_inputs["stdin"] == KEY and "stdin" in step.secret_paths
+        assert step.inputs["create"] == render_script("existing_host_key")
+    for step in _node_steps(rendering):
+        connection = step.revealed_inputs["connection"]
+        owner = _node_of(step.name, [n.name for n in nodes])
+        assert connection["hostKey"] == f"{owner}-host-key done", step.name
+        assert connection["proxy"]["hostKey"] == "hosts-bastion-host-key done", step.name
+    pins = _local(rendering, "hosts-preflight-check").inputs["environment"]["MESHLAB_HOST_KEYS"].splitlines()
+    assert pins == [f"{node.name} {node.name}-host-key done" for node in nodes]
+
+
+def test_host_keys_from_the_stack_are_pinned_without_learning(render_with, stack_configs):
+    nodes = settings_from_config(stack_configs["prod"]).topology.nodes
+    given, learned = nodes[0], nodes[1:]
+    bastion_key = _ed25519("bastion")
+    rendering = render_with(
+        {
+            **WITH_KEY,
+            "meshlab:sshBastionHost": "bastion.example.com",
+            "meshlab:sshBastionUser": "jump",
+            "meshlab:sshBastionHostKey": f"{bastion_key} root@bastion",
+            "meshlab:sshHostKeys": [f"{given.name}={_ed25519(given.name)} root@{given.name}"],
+        },
+        secret_keys=SECRET_KEY,
+        stack="prod",
+    )
+    names = {r.name for r in rendering.of_type(LOCAL)}
+    assert names == {"hosts-preflight-check", *(f"{node.name}-host-key" for node in learned)}
+    for step in _node_steps(rendering):
+        connection = step.revealed_inputs["connection"]
+        node = _node_of(step.name, [n.name for n in nodes])
+        # The comment is dropped: a connection pins "TYPE BASE64".
+        expected = _ed25519(given.name) if node == given.name else f"{node}-host-key done"
+        assert connection["hostKey"] == expected, step.name
+        assert connection["proxy"]["hostKey"] == bastion_key, step.name
+    pins = _local(rendering, "hosts-preflight-check").inputs["environment"]["MESHLAB_HOST_KEYS"].splitlines()
+    assert pins[0] == f"{given.name} {_ed25519(given.name)}"
+
+
+def test_vm_connections_pin_the_host_key_their_seed_installs(rendered):
+    """Each VM's key is generated for it: the seed installs it and every connection to it pins it."""
+    rendering = rendered["lab"]
+    remotes = [r for r in rendering.resources() if r.type in (REMOTE, COPY)]
+    vms = [r.name for r in rendering.of_type("meshlab:hosts:VirtualBoxVm")]
+    assert len(vms) == 6 and len(remotes) > 60
+    for step in remotes:
+        node = step.name.removesuffix("-cloud-init") if step.name.endswith("-cloud-init") else _node_of(step.name, vms)
+        seed = json.loads(_local(rendering, f"{node}-seed").revealed_inputs["stdin"])
+        installed = yaml.safe_load(seed["user-data"])["ssh_keys"]["ed25519_public"]
+        assert step.revealed_inputs["connection"]["hostKey"] == installed == _ed25519(f"{node}-host-key"), step.name
 
 
 def test_the_preflight_checks_every_node_against_its_role_before_any_step(rendered, stack_configs):
     rendering = rendered["prod"]
     settings = settings_from_config(stack_configs["prod"])
-    [check] = rendering.of_type(LOCAL)
+    check = _local(rendering, "hosts-preflight-check")
     environment = check.inputs["environment"]
     lines = environment["MESHLAB_NODES"].splitlines()
     assert len(lines) == len(settings.topology.nodes) == 6
@@ -166,7 +251,7 @@ def test_the_preflight_checks_every_node_against_its_role_before_any_step(render
 
 
 def test_the_key_goes_to_the_preflight_on_stdin_as_a_secret(render_with):
-    [check] = render_with(WITH_KEY, secret_keys=SECRET_KEY, stack="prod").of_type(LOCAL)
+    check = _local(render_with(WITH_KEY, secret_keys=SECRET_KEY, stack="prod"), "hosts-preflight-check")
     assert check.inputs["stdin"] == SECRET and "stdin" in check.secret_paths
     assert check.revealed_inputs["stdin"] == KEY
     assert "environment" not in check.secret_paths
@@ -280,6 +365,37 @@ CASES: list[tuple[str, str, dict[str, Any], list[str]]] = [
         ["meshlab:sshBastionHost = jump@bastion:22: not HOST or HOST:PORT (a DNS name or IPv4 address)"],
     ),
     (
+        "host keys that are not keys, of no node, twice, and a bastion key without a bastion",
+        "prod",
+        {
+            "meshlab:sshHostKeys": [
+                "prod-server1",
+                "prod-server2=ssh-ed25519",
+                "prod-server3=ssh-dss AAAAB3NzaC1kc3M=",
+                "prod-agent1=ssh-ed25519 not*base64",
+                f"prod-agent2=ssh-rsa {_ED25519_KEY.split()[1]}",
+                f"prod-agent3={_ED25519_KEY}",
+                f"prod-agent3={_ED25519_KEY}",
+                f"prod-agent9={_ED25519_KEY}",
+            ],
+            "meshlab:sshBastionHostKey": _ED25519_KEY,
+        },
+        [
+            "meshlab:sshHostKeys = prod-server1: not NAME=KEY (a node's name, then its public host key: "
+            "server1=ssh-ed25519 AAAA...)",
+            "meshlab:sshHostKeys = prod-server2=ssh-ed25519: not an OpenSSH public key line: TYPE BASE64 "
+            "(e.g. ssh-ed25519 AAAAC3Nza...)",
+            "meshlab:sshHostKeys = prod-server3=ssh-dss AAAAB3NzaC1kc3M=: key type ssh-dss is not one of "
+            "ecdsa-sha2-nistp256, ecdsa-sha2-nistp384, ecdsa-sha2-nistp521, ssh-rsa, ssh-ed25519",
+            "meshlab:sshHostKeys = prod-agent1=ssh-ed25519 not*base64: the key is not base64",
+            f"meshlab:sshHostKeys = prod-agent2=ssh-rsa {_ED25519_KEY.split()[1]}: the key's data is not a ssh-rsa key",
+            f"meshlab:sshHostKeys = prod-agent3={_ED25519_KEY}: a second key for prod-agent3: give each node one key",
+            f"meshlab:sshHostKeys = prod-agent9={_ED25519_KEY}: prod-agent9 is not a node of this stack "
+            "(prod-server1, prod-server2, prod-server3, prod-agent1, prod-agent2, prod-agent3)",
+            f"meshlab:sshBastionHostKey = {_ED25519_KEY}: set meshlab:sshBastionHost too: this is the bastion's key",
+        ],
+    ),
+    (
         "settings that only VMs read",
         "prod",
         {
@@ -301,10 +417,16 @@ CASES: list[tuple[str, str, dict[str, Any], list[str]]] = [
     (
         "settings that only existing hosts read, on VirtualBox",
         "lab",
-        {"meshlab:nodeInterface": "eth0", "meshlab:sshBastionHost": "bastion", "meshlab:sshAgent": True},
+        {
+            "meshlab:nodeInterface": "eth0",
+            "meshlab:sshBastionHost": "bastion",
+            "meshlab:sshAgent": True,
+            "meshlab:sshHostKeys": [f"master1={_ED25519_KEY}"],
+        },
         [
             "meshlab:nodeInterface = eth0: is read only with meshlab:hypervisor existing",
             "meshlab:sshBastionHost = bastion: is read only with meshlab:hypervisor existing",
+            f"meshlab:sshHostKeys = ['master1={_ED25519_KEY}']: is read only with meshlab:hypervisor existing",
             "meshlab:sshAgent = True: is read only with meshlab:hypervisor existing",
         ],
     ),

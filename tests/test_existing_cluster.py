@@ -139,6 +139,11 @@ BUILT_CLUSTER_SETTINGS: dict[str, tuple[Any, Any]] = {
     "meshlab:nodeInterface": ("eth0", "eth0"),
     "meshlab:sshBastionHost": ("bastion.example.internal", "bastion.example.internal"),
     "meshlab:sshBastionUser": ("jump", "jump"),
+    "meshlab:sshHostKeys": (
+        ["server1=ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIKey"],
+        "server1=ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIKey",
+    ),
+    "meshlab:sshBastionHostKey": ("ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIKey",) * 2,
     # the node network
     "meshlab:hostOnlyCidr": ("10.20.0.0/24", "10.20.0.0/24"),
     "meshlab:hostOnlyHostIp": ("10.20.0.1", "10.20.0.1"),

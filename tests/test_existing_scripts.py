@@ -4,6 +4,7 @@ over a fake `ssh` and turns their findings into one list."""
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import shutil
@@ -14,8 +15,10 @@ from pathlib import Path
 
 import pytest
 
+from components.hosts.existing_ssh import openssh_host_key_algorithms
 from components.hosts.scripts import render_script
 from config.settings import EXISTING_HOST_OS, EXISTING_MEMORY_PERCENT, RKE2_PORTS
+from tools.mock_keys import key_pair
 
 ROOT = Path(__file__).resolve().parents[1]
 FAKE_NODE = ROOT / "tests" / "fakes" / "node" / "fake_node"
@@ -33,6 +36,30 @@ def node_bin(tmp_path: Path) -> Path:
         for command in NODE_COMMANDS:
             (directory / command).symlink_to(FAKE_NODE)
     return directory
+
+
+def fake_host_key(host: str, kind: str = "") -> str:
+    """A key of the fake `ssh`'s host `host`: its default ED25519 key, or another named `kind`."""
+    return key_pair(f"fake host {host}{kind}").public_openssh.strip()
+
+
+def _ssh_string(data: bytes) -> bytes:
+    return len(data).to_bytes(4, "big") + data
+
+
+# An ECDSA P-256 host key line whose point is the curve's generator (SEC 2): a valid key, and not
+# anyone's.
+_P256_GENERATOR = bytes.fromhex(
+    "04"
+    "6B17D1F2E12C4247F8BCE6E563A440F277037D812DEB33A0F4A13945D898C296"
+    "4FE342E2FE1A7F9B8EE7EB4A7C0F9E162BCE33576B315ECECBB6406837BF51F5"
+)
+ECDSA_KEY = (
+    "ecdsa-sha2-nistp256 "
+    + base64.b64encode(
+        _ssh_string(b"ecdsa-sha2-nistp256") + _ssh_string(b"nistp256") + _ssh_string(_P256_GENERATOR)
+    ).decode()
+)
 
 
 class FakeHost:
@@ -53,6 +80,9 @@ class FakeHost:
         path = self.state / name
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(value)
+
+    def host_keys(self, *keys: str) -> None:
+        (self.root.parent / "host_keys").write_text("\n".join(keys) + "\n")
 
     def memory_mib(self, mib: int) -> None:
         (self.root / "proc/meminfo").write_text(f"MemTotal:       {mib * 1024} kB\nMemFree:        1000 kB\n")
@@ -248,6 +278,7 @@ class Workstation:
         self.bin = tmp_path / "workstation-bin"
         self.bin.mkdir()
         (self.bin / "ssh").symlink_to(FAKE_SSH)
+        (self.bin / "ssh-keyscan").symlink_to(FAKE_SSH)
         self.env = {
             "PATH": os.pathsep.join([str(self.bin), str(Path(sys.executable).parent), os.defpath]),
             "HOME": str(tmp_path),
@@ -260,9 +291,12 @@ class Workstation:
         return FakeHost(self.hosts, ip)
 
     def preflight(self, nodes: str, *, stdin: str = KEY, **overrides: str) -> subprocess.CompletedProcess[str]:
+        pins = [f"{line.split()[0]} {fake_host_key(line.split()[1])}" for line in nodes.splitlines() if line.strip()]
         env = {
             **self.env,
             "MESHLAB_NODES": nodes,
+            "MESHLAB_HOST_KEYS": "\n".join(pins),
+            "MESHLAB_HOST_KEY_ALGORITHMS": openssh_host_key_algorithms(),
             "MESHLAB_SSH_USER": "ubuntu",
             "MESHLAB_SSH_AGENT": "false",
             "MESHLAB_INTERFACE": "eth0",
@@ -282,6 +316,32 @@ class Workstation:
             capture_output=True,
             text=True,
             timeout=120,
+            check=False,
+        )
+
+    def host_key(
+        self, name: str, address: str, *, key_of: str = "node", previous: str = "", stdin: str = KEY, **overrides: str
+    ) -> subprocess.CompletedProcess[str]:
+        """The host-key step of one node (or the bastion); `previous` is its last output, as the provider
+        hands it to the next run."""
+        env = {
+            **self.env,
+            "MESHLAB_KEY_OF": key_of,
+            "MESHLAB_NAME": name,
+            "MESHLAB_ADDRESS": address,
+            "MESHLAB_HOST_KEY_ALGORITHMS": openssh_host_key_algorithms(),
+            "MESHLAB_SSH_USER": "ubuntu",
+            "MESHLAB_SSH_AGENT": "false",
+            **({"PULUMI_COMMAND_STDOUT": previous} if previous else {}),
+            **overrides,
+        }
+        return subprocess.run(
+            [BASH, "-c", render_script("existing_host_key")],
+            env=env,
+            input=stdin,
+            capture_output=True,
+            text=True,
+            timeout=60,
             check=False,
         )
 
@@ -392,7 +452,9 @@ def test_the_key_is_written_private_and_removed_afterwards(workstation, tmp_path
 def test_a_bastion_carries_every_connection(workstation):
     workstation.host("192.0.2.11")
     result = workstation.preflight(
-        "prod-server1 192.0.2.11 server 4 8192 1", MESHLAB_BASTION="jump@bastion.example:2222"
+        "prod-server1 192.0.2.11 server 4 8192 1",
+        MESHLAB_BASTION="jump@bastion.example:2222",
+        MESHLAB_BASTION_HOST_KEY=fake_host_key("bastion.example"),
     )
     assert result.returncode == 0, result.stderr
     [call] = workstation.ssh_calls()
@@ -438,3 +500,84 @@ def test_a_workstation_without_coreutils_timeout_still_checks_every_node(worksta
     result = workstation.preflight("prod-server1 192.0.2.11 server 4 8192 1")
     assert result.returncode == 0, result.stderr
     assert result.stdout.startswith("prod-server1 (192.0.2.11): Ubuntu 24.04.1 LTS")
+
+
+# --- host keys -------------------------------------------------------------------------------------
+
+
+def test_first_contact_learns_the_key_the_provider_will_be_shown(workstation):
+    """Asked in the provider's order (ECDSA before ED25519), a host with both shows its ECDSA key."""
+    workstation.host("192.0.2.11")
+    learned = workstation.host_key("prod-server1", "192.0.2.11")
+    assert learned.returncode == 0, learned.stderr
+    assert learned.stdout == fake_host_key("192.0.2.11") + "\n"
+    workstation.host("192.0.2.12").host_keys(fake_host_key("192.0.2.12"), ECDSA_KEY)
+    learned = workstation.host_key("prod-server2", "192.0.2.12")
+    assert learned.returncode == 0, learned.stderr
+    assert learned.stdout == ECDSA_KEY + "\n"
+    [*_, call] = workstation.ssh_calls()
+    assert "StrictHostKeyChecking=accept-new" in call and "HostKeyAlgorithms=" + openssh_host_key_algorithms() in call
+
+
+def test_a_pinned_key_that_changed_is_refused_with_both_fingerprints_and_how_to_accept(workstation):
+    host = workstation.host("192.0.2.11")
+    pinned = fake_host_key("192.0.2.11")
+    assert workstation.host_key("prod-server1", "192.0.2.11", previous=pinned + "\n").stdout == pinned + "\n"
+    host.host_keys(fake_host_key("192.0.2.11", " reinstalled"))
+    refused = workstation.host_key("prod-server1", "192.0.2.11", previous=pinned + "\n")
+    assert refused.returncode == 1 and refused.stdout == ""
+    fingerprints = [
+        subprocess.run(
+            ["ssh-keygen", "-lf", "-"], input=key, capture_output=True, text=True, check=True
+        ).stdout.split()[1]
+        for key in (pinned, fake_host_key("192.0.2.11", " reinstalled"))
+    ]
+    assert f"prod-server1 (192.0.2.11) presents a different ED25519 key {fingerprints[1]}" in refused.stderr
+    assert f"not the ssh-ed25519 key {fingerprints[0]} meshlab pinned on first contact" in refused.stderr
+    assert "pulumi config set --path 'meshlab:sshHostKeys[N]' 'prod-server1=TYPE BASE64'" in refused.stderr
+    # Refused before the login: nothing ran on the host.
+    assert not (host.root.parent / "calls.log").exists()
+
+
+def test_the_preflight_refuses_a_node_that_shows_another_key_and_checks_the_others(workstation):
+    workstation.host("192.0.2.11").host_keys(fake_host_key("192.0.2.11", " impostor"))
+    workstation.host("192.0.2.21")
+    result = workstation.preflight("prod-server1 192.0.2.11 server 4 8192 1\nprod-agent1 192.0.2.21 agent 2 4096 1")
+    assert result.returncode == 1
+    [problem] = [line for line in result.stderr.splitlines() if line.startswith("  - ")]
+    assert problem.startswith("  - prod-server1 (192.0.2.11) host key: found a different ED25519 key SHA256:")
+    assert "needs the pinned ssh-ed25519 key SHA256:" in problem
+    calls = workstation.ssh_calls()
+    assert len(calls) == 2 and all("StrictHostKeyChecking=yes" in call for call in calls)
+
+
+def test_a_pinned_key_of_a_type_the_host_does_not_show_first_is_refused(workstation):
+    """The host also has an ECDSA key, which the provider asks for first: the ED25519 pin would fail there."""
+    workstation.host("192.0.2.11").host_keys(fake_host_key("192.0.2.11"), ECDSA_KEY)
+    result = workstation.preflight("prod-server1 192.0.2.11 server 4 8192 1")
+    assert result.returncode == 1
+    assert "host key: found a ECDSA key first, of another type than the pinned one" in result.stderr
+
+
+def test_the_bastion_key_is_read_without_a_login_and_pinned_on_the_jump(workstation):
+    workstation.host("bastion.example").host_keys(fake_host_key("bastion.example"), ECDSA_KEY)
+    learned = workstation.host_key("bastion", "bastion.example:2222", key_of="bastion", stdin="")
+    assert learned.returncode == 0, learned.stderr
+    assert learned.stdout == ECDSA_KEY + "\n"
+    refused = workstation.host_key(
+        "bastion", "bastion.example:2222", key_of="bastion", stdin="", previous=fake_host_key("bastion.example")
+    )
+    assert refused.returncode == 1
+    assert "the bastion bastion.example:2222 presents a different SSH host key" in refused.stderr
+    assert "pulumi config set meshlab:sshBastionHostKey" in refused.stderr
+    # Through the bastion, the jump itself is checked strictly against the pinned bastion key.
+    workstation.host("192.0.2.11")
+    result = workstation.preflight(
+        "prod-server1 192.0.2.11 server 4 8192 1",
+        MESHLAB_BASTION="jump@bastion.example:2222",
+        MESHLAB_BASTION_HOST_KEY=ECDSA_KEY,
+    )
+    assert result.returncode == 0, result.stderr
+    [*_, call] = workstation.ssh_calls()
+    [proxy] = [option for option in call if option.startswith("ProxyCommand=")]
+    assert "StrictHostKeyChecking=yes" in proxy and "bastion_known_hosts" in proxy

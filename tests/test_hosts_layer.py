@@ -17,7 +17,8 @@ from config import versions
 from config.loader import settings_from_config
 from config.settings import HOST_ONLY_INTERFACE
 from tests.conftest import CLOUD_INIT_SITE, VM_STACKS, expected_resource_count
-from tools.render import MOCK_PRIVATE_KEY, MOCK_PUBLIC_KEY, Registration, Rendering, with_overrides
+from tools.mock_keys import key_pair
+from tools.render import Registration, Rendering, with_overrides
 
 VM = "meshlab:hosts:VirtualBoxVm"
 LOCAL = "command:local:Command"
@@ -142,7 +143,7 @@ def test_vm_steps_get_sizes_macs_and_addresses_from_settings(rendered, stack_con
         assert env["MESHLAB_HOST_IP"] == str(settings.network.host_ip)
         assert env["MESHLAB_NETMASK"] == str(settings.network.subnet.netmask)
 
-        documents = json.loads(_child(rendering, vm, "seed").inputs["stdin"])
+        documents = json.loads(_child(rendering, vm, "seed").revealed_inputs["stdin"])
         network = yaml.safe_load(documents["network-config"])
         host_only = network["ethernets"][HOST_ONLY_INTERFACE]
         nat = network["ethernets"]["nat0"]
@@ -192,7 +193,8 @@ def test_seed_documents_are_valid_cloud_init(rendered):
     seeds = [_child(rendering, vm, "seed") for vm in rendering.of_type(VM)]
     assert len(seeds) == 6
     for seed in seeds:
-        documents = json.loads(seed.inputs["stdin"])
+        assert seed.inputs["stdin"] == "[secret]", "the seed holds the VM's private host key"
+        documents = json.loads(seed.revealed_inputs["stdin"])
         assert set(documents) == {"user-data", "meta-data", "network-config"}
         user_data = documents["user-data"]
         assert user_data.startswith("#cloud-config\n")
@@ -200,7 +202,15 @@ def test_seed_documents_are_valid_cloud_init(rendered):
         hostname = seed.name.removesuffix("-seed")
         assert config["hostname"] == hostname
         [user] = config["users"]
-        assert user["ssh_authorized_keys"] == [MOCK_PUBLIC_KEY]
+        assert user["ssh_authorized_keys"] == [key_pair("hosts-ssh-key").public_openssh.strip()]
+        # The VM's one host key, generated for it: the image's keys deleted (cloud-init generates none
+        # when ssh_keys gives one).
+        host_key = key_pair(f"{hostname}-host-key")
+        assert config["ssh_keys"] == {
+            "ed25519_private": host_key.private_openssh,
+            "ed25519_public": host_key.public_openssh.strip(),
+        }
+        assert config["ssh_deletekeys"] is True
         assert user["lock_passwd"] is True and config["ssh_pwauth"] is False
         assert config["ntp"]["enabled"] is True
         meta = yaml.safe_load(documents["meta-data"])
@@ -211,7 +221,7 @@ def test_seed_documents_are_valid_cloud_init(rendered):
     if validate is not None:
         from cloudinit.config.schema import SchemaValidationError  # noqa: PLC0415
 
-        broken = yaml.safe_load(json.loads(seeds[0].inputs["stdin"])["user-data"])
+        broken = yaml.safe_load(json.loads(seeds[0].revealed_inputs["stdin"])["user-data"])
         broken["ntp"]["enabled"] = "yes"
         with pytest.raises(SchemaValidationError):
             validate(broken)
@@ -226,7 +236,6 @@ def test_private_key_is_secret_everywhere(rendered):
         remotes = rendering.of_type(REMOTE)
         assert remotes and all("connection" in r.secret_paths for r in remotes)
         for resource in rendering.resources():
-            assert MOCK_PRIVATE_KEY not in json.dumps(resource.inputs), resource.name
             assert "BEGIN OPENSSH PRIVATE KEY" not in json.dumps(resource.inputs), resource.name
 
 
@@ -236,12 +245,14 @@ def test_user_supplied_key_replaces_the_generated_one(render_with):
         {"meshlab:sshPublicKey": "ssh-ed25519 AAAAC3NzaUser me@laptop", "meshlab:sshPrivateKey": private},
         secret_keys=frozenset({"meshlab:sshPrivateKey"}),
     )
-    assert rendering.of_type("tls:index/privateKey:PrivateKey") == []
+    # Only the VMs' host keys are generated, none for the login.
+    keys = sorted(r.name for r in rendering.of_type("tls:index/privateKey:PrivateKey"))
+    assert keys == sorted(f"{vm.name}-host-key" for vm in rendering.of_type(VM))
     assert len(rendering.resources()) == expected_resource_count(3, 3, generated_key=False)
     for resource in rendering.resources():
         assert "users-own" not in json.dumps(resource.inputs)
     seed = next(r for r in rendering.of_type(LOCAL) if r.name == "master1-seed")
-    assert "ssh-ed25519 AAAAC3NzaUser me@laptop" in seed.inputs["stdin"]
+    assert "ssh-ed25519 AAAAC3NzaUser me@laptop" in seed.revealed_inputs["stdin"]
     assert all("connection" in r.secret_paths for r in rendering.of_type(REMOTE))
 
 

@@ -71,7 +71,7 @@ def test_plan_tree_shows_every_resource_under_its_parent(capsys):
     assert lines[1] == "├─ cluster  [meshlab:cluster:Rke2Cluster]"
     assert "├─ hosts  [meshlab:hosts:LabHosts]" in lines
     vm_line = next(i for i, line in enumerate(lines) if "stg-agent1  [meshlab:hosts:VirtualBoxVm]" in line)
-    assert "stg-agent1-vm  [command:local:Command]" in "\n".join(lines[vm_line + 1 : vm_line + 5])
+    assert "stg-agent1-vm  [command:local:Command]" in "\n".join(lines[vm_line + 1 : vm_line + 6])
 
 
 @pytest.mark.parametrize(

@@ -140,6 +140,7 @@ def test_default_enforcement_levels():
         "mesh-mtls-strict",
         "ambient-waypoint-attachment",
         "kiali-anonymous-view-only",
+        "ssh-host-keys-pinned",
     }
     assert {name for name, level in levels.items() if level is Enforcement.MANDATORY} == mandatory
     assert {name for name, level in levels.items() if level is Enforcement.ADVISORY} == set(POLICY_NAMES) - mandatory

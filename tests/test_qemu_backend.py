@@ -98,7 +98,7 @@ def test_each_vm_boots_the_seed_that_matches_its_nics(qemu_lab):
         machine = _command(qemu_lab, f"{vm.name}-vm")
         environment = machine.inputs["environment"]
         seed = _command(qemu_lab, f"{vm.name}-seed")
-        network = yaml.safe_load(json.loads(seed.inputs["stdin"])["network-config"])
+        network = yaml.safe_load(json.loads(seed.revealed_inputs["stdin"])["network-config"])
         ethernets = network["ethernets"]
         # The seed matches NICs by MAC without colons or with; QEMU takes them with colons.
         mac = {name: nic["match"]["macaddress"].replace(":", "") for name, nic in ethernets.items()}

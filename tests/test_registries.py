@@ -319,5 +319,5 @@ def test_without_the_embedded_mirror_its_port_need_not_be_free(render_with):
     preflight = script_inputs(step(rendering, "worker1", "preflight").inputs["create"])
     assert preflight["MESHLAB_PORTS"].split() == ["10250"]
     existing = render_with({"meshlab:embeddedRegistry": False}, stack="prod")
-    [check] = existing.of_type("command:local:Command")
+    [check] = [r for r in existing.of_type("command:local:Command") if r.name == "hosts-preflight-check"]
     assert "5001" not in check.inputs["environment"]["MESHLAB_AGENT_PORTS"].split()

@@ -26,6 +26,7 @@ from pulumi.runtime.stack import run_pulumi_func
 from pulumi.runtime.sync_await import _sync_await
 
 from config.loader import StackConfig
+from tools.mock_keys import key_pair
 
 ROOT = Path(__file__).resolve().parent.parent
 PROJECT = "meshlab"
@@ -38,8 +39,6 @@ _RESOURCE_SIG = "5cf8f73096256a8f31e491e813e4eb8e"
 _UNKNOWN = "04da6b54-80e4-46f7-96ec-b56ff0331ba9"
 
 # Values a mock provider returns for outputs the program reads; shaped like the real ones.
-MOCK_PUBLIC_KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIMockMockMockMockMockMockMockMockMockMockMock meshlab-mock"
-MOCK_PRIVATE_KEY = "-----BEGIN OPENSSH PRIVATE KEY-----\nmock\n-----END OPENSSH PRIVATE KEY-----\n"
 MOCK_TOKEN = "mocktoken" * 7 + "m"
 # What RKE2 writes to /etc/rancher/rke2/rke2.yaml, with the credentials cut short.
 MOCK_KUBECONFIG = """\
@@ -179,8 +178,12 @@ class LabMocks(pulumi_mocks.Mocks):
     def new_resource(self, args: pulumi_mocks.MockResourceArgs) -> tuple[str, dict[str, Any]]:
         outputs = dict(args.inputs)
         if args.typ == "tls:index/privateKey:PrivateKey":
+            # Real keys: a VM tier guest's sshd must load the host key its seed installs.
+            keys = key_pair(args.name)
             outputs.update(
-                publicKeyOpenssh=MOCK_PUBLIC_KEY, privateKeyOpenssh=MOCK_PRIVATE_KEY, privateKeyPem=MOCK_PRIVATE_KEY
+                publicKeyOpenssh=keys.public_openssh,
+                privateKeyOpenssh=keys.private_openssh,
+                privateKeyPem=keys.private_openssh,
             )
         if args.typ in ("tls:index/selfSignedCert:SelfSignedCert", "tls:index/locallySignedCert:LocallySignedCert"):
             outputs.update(certPem=f"-----BEGIN CERTIFICATE-----\n{args.name}\n-----END CERTIFICATE-----\n")

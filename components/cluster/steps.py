@@ -40,7 +40,7 @@ class NodeTarget:
 
     @staticmethod
     def of(vm: HostNode, ssh: SshAccess) -> NodeTarget:
-        return NodeTarget(vm=vm, connection=ssh.connection(vm.ip))
+        return NodeTarget(vm=vm, connection=ssh.connection(vm.ip, vm.host_key))
 
 
 def _options(

@@ -13,22 +13,11 @@ import pulumi
 from pulumi_command import remote
 
 from components.hosts.existing_preflight import ExistingPreflight
+from components.hosts.existing_ssh import existing_ssh_access, host_key_step
 from components.hosts.output import HostsOutput
-from components.hosts.vm import Bastion, SshAccess, vm_sizes
+from components.hosts.vm import SshAccess, vm_sizes
+from config.host_keys import parse_host_keys
 from config.settings import NodeSpec, Settings, config_key
-
-
-def existing_ssh_access(settings: Settings) -> SshAccess:
-    """The login the stack gives: its private key (a secret), or the ssh-agent; and the bastion."""
-    access, hosts = settings.access, settings.hosts
-    key = access.ssh_private_key.get_secret_value()
-    address = hosts.bastion_address
-    return SshAccess(
-        user=access.ssh_user,
-        public_key=None,
-        private_key=None if access.ssh_agent else pulumi.Output.secret(key),
-        bastion=Bastion(host=address[0], port=address[1], user=hosts.ssh_bastion_user) if address else None,
-    )
 
 
 def announced_addresses(settings: Settings) -> dict[str, str]:
@@ -52,6 +41,7 @@ class ExistingHost(pulumi.ComponentResource):
         *,
         node: NodeSpec,
         ssh: SshAccess,
+        host_key: pulumi.Input[str],
         preflight: ExistingPreflight,
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
@@ -62,13 +52,14 @@ class ExistingHost(pulumi.ComponentResource):
         self.ip = str(node.ip)
         self.role = node.role
         self.vm_name = node.name
+        self.host_key = pulumi.Output.from_input(host_key)
         # The machine outlives the stack: nothing owns it, and every step's delete runs on destroy.
         self.machine: pulumi.Resource | None = None
         # Read once: a reinstalled machine (a new machine-id) is taken up with `pulumi up --replace` on
         # this step, which runs every node step there again.
         self.identity = remote.Command(
             f"{name}-identity",
-            connection=ssh.connection(self.ip),
+            connection=ssh.connection(self.ip, self.host_key),
             create="cat /etc/machine-id",
             opts=pulumi.ResourceOptions(parent=self, depends_on=[preflight]),
         )
@@ -83,12 +74,29 @@ class ExistingHosts(pulumi.ComponentResource):
         # The backend shows in previews and in the pull-request diff (tools/diff.py).
         super().__init__("meshlab:hosts:ExistingHosts", name, {"hypervisor": settings.hosts.hypervisor}, opts)
         topology, hosts = settings.topology, settings.hosts
-        self.ssh = existing_ssh_access(settings)
+        self.ssh = existing_ssh_access(settings, self)
+        # Each node's pinned host key: meshlab:sshHostKeys, or the key it showed on first contact.
+        given = parse_host_keys(hosts.ssh_host_keys)
+        self.host_keys: dict[str, pulumi.Input[str]] = {}
+        for node in topology.nodes:
+            if node.name in given:
+                self.host_keys[node.name] = given[node.name]
+            else:
+                learned = host_key_step(
+                    f"{node.name}-host-key",
+                    key_of="node",
+                    label=node.name,
+                    address=str(node.ip),
+                    ssh=self.ssh,
+                    parent=self,
+                )
+                self.host_keys[node.name] = learned.stdout.apply(str.strip)
         self.preflight = ExistingPreflight(
             f"{name}-preflight",
             nodes=topology.nodes,
             sizes=vm_sizes(topology),
             ssh=self.ssh,
+            host_keys=self.host_keys,
             interface=hosts.node_interface,
             guest_arch=topology.guest_arch,
             announced=announced_addresses(settings),
@@ -98,7 +106,12 @@ class ExistingHosts(pulumi.ComponentResource):
         # Each node's steps wait for the preflight of all of them.
         self.vms = [
             ExistingHost(
-                node.name, node=node, ssh=self.ssh, preflight=self.preflight, opts=pulumi.ResourceOptions(parent=self)
+                node.name,
+                node=node,
+                ssh=self.ssh,
+                host_key=self.host_keys[node.name],
+                preflight=self.preflight,
+                opts=pulumi.ResourceOptions(parent=self),
             )
             for node in topology.nodes
         ]

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pulumi
 
+from components.hosts.existing_ssh import login_environment
 from components.hosts.scripts import render_script
 from components.hosts.steps import step_command
 from components.hosts.vm import SshAccess, VmSize
@@ -31,6 +32,7 @@ class ExistingPreflight(pulumi.ComponentResource):
         nodes: list[NodeSpec],
         sizes: dict[str, VmSize],
         ssh: SshAccess,
+        host_keys: dict[str, pulumi.Input[str]],
         interface: str,
         guest_arch: str,
         announced: dict[str, str],
@@ -39,13 +41,17 @@ class ExistingPreflight(pulumi.ComponentResource):
     ) -> None:
         """`announced`: the addresses meshlab will announce on the nodes' network, each with the key
         that sets it; the preflight looks whether another machine has one already. `ports`: by role, the
-        ports RKE2 will listen on (free unless meshlab's RKE2 holds them)."""
+        ports RKE2 will listen on (free unless meshlab's RKE2 holds them). `host_keys`: by node name, the
+        SSH host key each node is pinned to; a node that shows another is refused."""
         super().__init__("meshlab:hosts:ExistingPreflight", name, None, opts)
         wanted = preflight_nodes(nodes, sizes)
+        pins = pulumi.Output.all(*[host_keys[node.name] for node in nodes]).apply(
+            lambda keys: "\n".join(f"{node.name} {key}" for node, key in zip(nodes, keys, strict=True))
+        )
         environment: dict[str, pulumi.Input[str]] = {
             "MESHLAB_NODES": wanted,
-            "MESHLAB_SSH_USER": ssh.user,
-            "MESHLAB_SSH_AGENT": "true" if ssh.private_key is None else "false",
+            "MESHLAB_HOST_KEYS": pins,
+            **login_environment(ssh),
             "MESHLAB_INTERFACE": interface,
             "MESHLAB_GUEST_ARCH": guest_arch,
             "MESHLAB_SUPPORTED_OS": ",".join(EXISTING_HOST_OS),
@@ -56,9 +62,6 @@ class ExistingPreflight(pulumi.ComponentResource):
             "MESHLAB_NODE_CHECK": render_script("existing_check"),
             "MESHLAB_FREE_ADDRESSES": " ".join(f"{address}={key}" for address, key in announced.items()),
         }
-        if ssh.bastion:
-            bastion = ssh.bastion
-            environment["MESHLAB_BASTION"] = f"{bastion.user}@{bastion.host}:{bastion.port}"
         # Re-run whenever the nodes or what they need change: a new node is checked before it is used.
         # The key goes on stdin, so that the environment stays readable in previews.
         self.check = step_command(

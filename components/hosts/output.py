@@ -35,6 +35,9 @@ class HostNode(Protocol):
     # their deletes. None when the machine outlives the stack (existing hosts): every delete runs.
     @property
     def machine(self) -> pulumi.Resource | None: ...
+    # The SSH host key the machine must present (an OpenSSH public key line): every connection pins it.
+    @property
+    def host_key(self) -> pulumi.Output[str]: ...
     # Done when the machine is usable (cloud-init finished): the node's steps wait for it.
     @property
     def cloud_init(self) -> pulumi.Resource: ...

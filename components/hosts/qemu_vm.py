@@ -42,7 +42,7 @@ class QemuVm(pulumi.ComponentResource):
         self.role = node.role
         self.tap = tap_name(vm_name)
 
-        documents, self.seed = seed_step(
+        documents, self.seed, self.host_key = seed_step(
             name,
             vm_name=vm_name,
             node=node,
@@ -80,6 +80,7 @@ class QemuVm(pulumi.ComponentResource):
             name,
             vm_name=vm_name,
             ip=self.ip,
+            host_key=self.host_key,
             machine=self.machine,
             ssh=ssh,
             parent=self,

@@ -7,9 +7,10 @@ from dataclasses import dataclass
 from ipaddress import IPv4Network
 
 import pulumi
+import pulumi_tls as tls
 from pulumi_command import local, remote
 
-from components.hosts.cloud_init import SeedDocuments, mac_address, seed_documents
+from components.hosts.cloud_init import HostKey, SeedDocuments, mac_address, seed_documents
 from components.hosts.image import BaseImage
 from components.hosts.network import HostOnlyNetwork
 from components.hosts.steps import step_command
@@ -72,6 +73,8 @@ class Bastion:
     host: str
     port: int
     user: str
+    # Its pinned SSH host key: an OpenSSH public key line ("ssh-ed25519 AAAA...").
+    host_key: pulumi.Input[str]
 
 
 @dataclass(frozen=True)
@@ -83,14 +86,16 @@ class SshAccess:
     private_key: pulumi.Output[str] | None
     bastion: Bastion | None = None
 
-    def connection(self, host: str) -> remote.ConnectionArgs:
-        """How remote commands reach `host`; the dial is retried while the VM boots."""
+    def connection(self, host: str, host_key: pulumi.Input[str]) -> remote.ConnectionArgs:
+        """How remote commands reach `host`, which must present `host_key` (an OpenSSH public key line:
+        the connection refuses any other); the dial is retried while the VM boots."""
         proxy = None
         if self.bastion:
             proxy = remote.ProxyConnectionArgs(
                 host=self.bastion.host,
                 port=self.bastion.port,
                 user=self.bastion.user,
+                host_key=self.bastion.host_key,
                 private_key=self.private_key,
                 dial_error_limit=DIAL_ERROR_LIMIT,
                 per_dial_timeout=PER_DIAL_TIMEOUT,
@@ -98,6 +103,7 @@ class SshAccess:
         return remote.ConnectionArgs(
             host=host,
             user=self.user,
+            host_key=host_key,
             private_key=self.private_key,
             proxy=proxy,
             dial_error_limit=DIAL_ERROR_LIMIT,
@@ -127,7 +133,7 @@ class VirtualBoxVm(pulumi.ComponentResource):
         self.ip = str(node.ip)
         self.role = node.role
 
-        documents, self.seed = seed_step(
+        documents, self.seed, self.host_key = seed_step(
             name,
             vm_name=vm_name,
             node=node,
@@ -165,7 +171,7 @@ class VirtualBoxVm(pulumi.ComponentResource):
             triggers=[documents.apply(lambda docs: docs.digest)],
         )
         self.ssh_ready, self.cloud_init = boot_waits(
-            name, vm_name=vm_name, ip=self.ip, machine=self.machine, ssh=ssh, parent=self
+            name, vm_name=vm_name, ip=self.ip, host_key=self.host_key, machine=self.machine, ssh=ssh, parent=self
         )
         self.uuid = self.machine.stdout
         self.register_outputs({"ip": self.ip, "role": self.role, "vmName": vm_name, "uuid": self.uuid})
@@ -181,13 +187,26 @@ def seed_step(
     ntp_servers: list[str],
     cache_environment: dict[str, str],
     parent: pulumi.Resource,
-) -> tuple[pulumi.Output[SeedDocuments], local.Command]:
-    """The VM's cloud-init documents, and the step that writes them to its NoCloud seed ISO."""
+) -> tuple[pulumi.Output[SeedDocuments], local.Command, pulumi.Output[str]]:
+    """The VM's cloud-init documents, the step that writes them to its NoCloud seed ISO, and the VM's
+    SSH host key (its public line), which the seed installs and every connection pins. The documents
+    hold the host key's private half: they are a secret."""
     if ssh.public_key is None:  # pragma: no cover - every VM backend has a key pair
         raise ValueError(f"{vm_name}: a VM's seed needs the SSH public key it authorizes")
-    documents = ssh.public_key.apply(
-        lambda key: seed_documents(
-            vm_name=vm_name, node=node, subnet=subnet, ssh_user=ssh.user, ssh_public_key=key, ntp_servers=ntp_servers
+    host_key = tls.PrivateKey(
+        f"{name}-host-key",
+        algorithm="ED25519",
+        opts=pulumi.ResourceOptions(parent=parent, additional_secret_outputs=["privateKeyOpenssh", "privateKeyPem"]),
+    )
+    documents = pulumi.Output.all(ssh.public_key, host_key.private_key_openssh, host_key.public_key_openssh).apply(
+        lambda keys: seed_documents(
+            vm_name=vm_name,
+            node=node,
+            subnet=subnet,
+            ssh_user=ssh.user,
+            ssh_public_key=keys[0],
+            ntp_servers=ntp_servers,
+            host_key=HostKey(private_openssh=keys[1], public_openssh=keys[2]),
         )
     )
     seed = step_command(
@@ -195,10 +214,10 @@ def seed_step(
         create="seed_create",
         delete="seed_delete",
         environment={"MESHLAB_VM_NAME": vm_name, **cache_environment},
-        stdin=documents.apply(lambda docs: json.dumps(docs.as_dict(), sort_keys=True)),
+        stdin=pulumi.Output.secret(documents.apply(lambda docs: json.dumps(docs.as_dict(), sort_keys=True))),
         parent=parent,
     )
-    return documents, seed
+    return documents, seed, host_key.public_key_openssh.apply(str.strip)
 
 
 def boot_waits(
@@ -206,6 +225,7 @@ def boot_waits(
     *,
     vm_name: str,
     ip: str,
+    host_key: pulumi.Output[str],
     machine: local.Command,
     ssh: SshAccess,
     parent: pulumi.Resource,
@@ -230,7 +250,7 @@ def boot_waits(
     )
     cloud_init = remote.Command(
         f"{name}-cloud-init",
-        connection=ssh.connection(ip),
+        connection=ssh.connection(ip, host_key),
         create=CLOUD_INIT_WAIT,
         triggers=[machine.stdout],
         opts=pulumi.ResourceOptions(parent=parent, depends_on=[ssh_ready]),

@@ -8,7 +8,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 
-from meshlab_policy import hygiene, kiali, mesh, namespaces, workloads
+from meshlab_policy import hygiene, kiali, mesh, namespaces, remote, workloads
 from meshlab_policy.kube import Resource, StackViolation
 from meshlab_policy.settings import (
     ENFORCE_LABEL,
@@ -181,6 +181,16 @@ CHARTS_PINNED = PolicySpec(
     config_keys=(),
     validate_resource=hygiene.validate_chart_pinned,
 )
+SSH_HOST_KEYS_PINNED = PolicySpec(
+    name="ssh-host-keys-pinned",
+    description="Every SSH connection of a remote command pins the host key of the machine (and bastion) it talks to.",
+    remediation="Give the connection hostKey (and proxy.hostKey): meshlab pins each VM's generated key and each "
+    "existing host's key from meshlab:sshHostKeys or its first contact.",
+    enforcement=Enforcement.MANDATORY,
+    severity=Severity.HIGH,
+    config_keys=(),
+    validate_resource=remote.validate_ssh_host_key_pinned,
+)
 
 CATALOG: tuple[PolicySpec, ...] = (
     POD_SECURITY,
@@ -192,4 +202,5 @@ CATALOG: tuple[PolicySpec, ...] = (
     PEER_AUTHENTICATION_EFFECTIVE,
     IMAGES_PINNED,
     CHARTS_PINNED,
+    SSH_HOST_KEYS_PINNED,
 )

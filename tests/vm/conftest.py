@@ -154,5 +154,13 @@ def stop_leftovers(cache: Path) -> None:
 
 @pytest.fixture(scope="session")
 def existing_lab(vm_lab: VmLab) -> VmLab:
-    """The existing-hosts stack over the QEMU stack's guests, in the same namespace, with the same key."""
-    return VmLab(existing_config(vm_lab.config), EXISTING_STACK, vm_lab.netns, vm_lab.private_key, vm_lab.user)
+    """The existing-hosts stack over the QEMU stack's guests, in the same namespace, with the same key;
+    the tier's own logins check the keys the guests' seeds installed."""
+    return VmLab(
+        existing_config(vm_lab.config),
+        EXISTING_STACK,
+        vm_lab.netns,
+        vm_lab.private_key,
+        vm_lab.user,
+        guest_host_keys={node: vm_lab.host_key(node) for node in vm_lab.vm_names()},
+    )

@@ -31,13 +31,16 @@ REMOTE = "command:remote:Command"
 COPY = "command:remote:CopyToRemote"
 # A node of the stack, by backend: what its steps run on.
 NODE_COMPONENTS = ("meshlab:hosts:QemuVm", "meshlab:hosts:ExistingHost")
+# Host keys are checked as the command provider's connections check them: each guest must present the
+# key its connection pins (VmLab.known_hosts).
 SSH_OPTIONS = [
     "-o", "BatchMode=yes",
-    "-o", "StrictHostKeyChecking=no",
-    "-o", "UserKnownHostsFile=/dev/null",
+    "-o", "StrictHostKeyChecking=yes",
     "-o", "LogLevel=ERROR",
     "-o", "ConnectTimeout=10",
 ]  # fmt: skip
+# What a rendering under mocks shows for a command's stdout (tools.render.LabMocks).
+MOCK_STDOUT = "{} done"
 
 
 def progress(message: str) -> None:
@@ -73,6 +76,9 @@ class VmLab:
     timings: list[tuple[str, float]] = field(default_factory=list)
     # Processes the tests start besides the steps (the stand-ins), stopped by PID on the way out.
     processes: list[subprocess.Popen[str]] = field(default_factory=list)
+    # The guests' real host keys by node, where the stack's own pins are learned by its steps (existing
+    # hosts); None: the keys every connection of the stack pins (a VM's generated key).
+    guest_host_keys: dict[str, str] | None = None
 
     def __post_init__(self) -> None:
         self.rendering = render(self.config, self.stack)
@@ -112,7 +118,8 @@ class VmLab:
         """Run local step `name`'s create (or delete) script as local.Command would."""
         step = self.registration(LOCAL, name)
         script = step.inputs["delete" if delete else "create"]
-        env = {**os.environ, **step.inputs.get("environment", {}), **(environment or {})}
+        inputs = {key: self.with_outputs(value) for key, value in step.inputs.get("environment", {}).items()}
+        env = {**os.environ, **inputs, **(environment or {})}
         if step.inputs.get("addPreviousOutputInEnv") and name in self.outputs:
             env["PULUMI_COMMAND_STDOUT"] = self.outputs[name]
         started = time.monotonic()
@@ -120,7 +127,7 @@ class VmLab:
             [*step.inputs["interpreter"], script],
             env=env,
             cwd=ROOT,
-            input=stdin if stdin is not None else step.inputs.get("stdin"),
+            input=stdin if stdin is not None else step.revealed_inputs.get("stdin"),
             capture_output=True,
             timeout=timeout,
             check=False,
@@ -131,14 +138,39 @@ class VmLab:
         self.timings.append((f"{name}{' (delete)' if delete else ''}", run.seconds))
         return run
 
+    def with_outputs(self, value: str) -> str:
+        """An input with each step output the rendering shows as a mock value replaced by what that
+        step printed when this tier ran it: how Pulumi hands one step's output to the next."""
+        for name, output in self.outputs.items():
+            value = value.replace(MOCK_STDOUT.format(name), output)
+        return value
+
+    # --- host keys ------------------------------------------------------------------------
+
+    def host_key(self, node: str) -> str:
+        """The host key `node` must present: the guest's own, or the one its connections pin."""
+        if self.guest_host_keys is not None:
+            return self.guest_host_keys[node]
+        for step in self.rendering.of_type(REMOTE):
+            if self.node_of(step) == node:
+                return str(step.revealed_inputs["connection"]["hostKey"])
+        raise AssertionError(f"no remote step of {node} pins a host key")
+
+    def known_hosts(self, node: str) -> Path:
+        """A known_hosts file that holds only `node`'s key."""
+        path = self.private_key.parent / f"known_hosts.{self.stack}.{node}"
+        path.write_text(f"{self.node_ip(node)} {self.host_key(node)}\n")
+        return path
+
     # --- remote steps ---------------------------------------------------------------------
 
     def ssh(self, node: str, command: str, *, stdin: str | None = None, timeout: float = 600) -> StepRun:
         """Run a command line on `node` over SSH as the login user, as remote.Command does."""
         started = time.monotonic()
         target = f"{self.user}@{self.node_ip(node)}"
+        pinned = ["-o", f"UserKnownHostsFile={self.known_hosts(node)}"]
         result = self.netns.run(
-            ["ssh", *SSH_OPTIONS, "-i", str(self.private_key), target, command],
+            ["ssh", *SSH_OPTIONS, *pinned, "-i", str(self.private_key), target, command],
             input=stdin,
             capture_output=True,
             timeout=timeout,
@@ -190,7 +222,17 @@ class VmLab:
         started = time.monotonic()
         target = f"{self.user}@{self.node_ip(node)}:{remote_path}"
         result = self.netns.run(
-            ["scp", "-q", *SSH_OPTIONS, "-i", str(self.private_key), local_path, target],
+            [
+                "scp",
+                "-q",
+                *SSH_OPTIONS,
+                "-o",
+                f"UserKnownHostsFile={self.known_hosts(node)}",
+                "-i",
+                str(self.private_key),
+                local_path,
+                target,
+            ],
             capture_output=True,
             timeout=600,
             check=False,

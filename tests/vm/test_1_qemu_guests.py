@@ -76,7 +76,7 @@ def test_three_guests_boot_from_their_seeds_and_answer_on_ssh(vm_lab):
     nodes = lab_nodes(vm_lab)
     assert len(nodes) == 3
     for node in [*nodes, MISWIRED]:
-        stdin = vm_lab.registration("command:local:Command", f"{node}-seed").inputs["stdin"]
+        stdin = vm_lab.registration("command:local:Command", f"{node}-seed").revealed_inputs["stdin"]
         vm_lab.local_step(f"{node}-seed", stdin=wrong_lab_mac(stdin) if node == MISWIRED else None).check()
         machine = vm_lab.local_step(f"{node}-vm").check()
         progress(f"{node}: QEMU started ({machine.stdout}); {machine.stderr.strip()}")

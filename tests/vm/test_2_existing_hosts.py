@@ -44,10 +44,44 @@ RKE2_STANDIN = (
 )
 
 
+def learn_host_keys(lab: VmLab) -> dict[str, str]:
+    """Each host-key step the stack registers (the bastion's first), as the engine runs them before the
+    preflight: the key each host showed on first contact, by step."""
+    steps = sorted(
+        (r.name for r in lab.rendering.of_type("command:local:Command") if r.name.endswith("-host-key")),
+        key=lambda name: name != "hosts-bastion-host-key",
+    )
+    assert len(steps) >= 3, steps
+    return {name: lab.local_step(name, timeout=120).check().stdout for name in steps if name not in lab.outputs}
+
+
 def preflight(lab: VmLab) -> StepRun:
-    """The existing backend's preflight as local.Command runs it: the key on its stdin (a secret,
-    which a rendering under mocks shows as a placeholder)."""
+    """The existing backend's preflight as local.Command runs it, after the host-key steps it pins: the
+    key on its stdin (a secret, which a rendering under mocks shows as a placeholder)."""
+    learn_host_keys(lab)
     return lab.local_step(PREFLIGHT, stdin=lab.private_key.read_text(), timeout=400)
+
+
+def test_first_contact_learns_the_key_each_guests_seed_installed(existing_lab, vm_lab):
+    """The real OpenSSH, asked in the provider's order, is shown the one key meshlab generated for the
+    guest and its seed installed (cloud-init deleted the image's others)."""
+    learned = learn_host_keys(existing_lab)
+    for node in lab_nodes(existing_lab):
+        assert learned[f"{node}-host-key"] == vm_lab.host_key(node), node
+    keys = existing_lab.ssh_retrying(lab_nodes(existing_lab)[0], "ls /etc/ssh | grep -c '^ssh_host_.*key$'").check()
+    assert keys.stdout == "1", "the guest has host keys besides meshlab's"
+
+
+def test_a_guest_showing_another_key_than_the_pinned_one_is_refused_before_any_login(existing_lab, vm_lab):
+    node = lab_nodes(existing_lab)[1]
+    other = VmLab(existing_config(vm_lab.config), "vmexisting", vm_lab.netns, vm_lab.private_key, vm_lab.user)
+    impostor_pin = vm_lab.host_key(lab_nodes(existing_lab)[0])  # another guest's key
+    run = other.local_step(f"{node}-host-key", environment={"PULUMI_COMMAND_STDOUT": impostor_pin}, timeout=120)
+    assert run.returncode == 1 and run.stdout == ""
+    progress(f"a changed host key on {node}:\n{run.stderr}")
+    assert f"{node} ({existing_lab.node_ip(node)}) presents a different ED25519 key SHA256:" in run.stderr
+    assert "meshlab pinned on first contact; nothing was changed on it" in run.stderr
+    assert f"'meshlab:sshHostKeys[N]' '{node}=TYPE BASE64'" in run.stderr
 
 
 def test_the_preflight_passes_on_the_guests_and_says_what_each_is(existing_lab):
@@ -76,6 +110,7 @@ def test_the_preflight_reaches_the_nodes_through_a_bastion(existing_lab, vm_lab)
         vm_lab.netns,
         vm_lab.private_key,
         vm_lab.user,
+        guest_host_keys=existing_lab.guest_host_keys,
     )
     started = int(time.time()) - 1
     preflight(through).check()
@@ -136,6 +171,7 @@ def test_the_preflight_lists_every_problem_of_every_node_at_once(existing_lab, v
         vm_lab.netns,
         vm_lab.private_key,
         vm_lab.user,
+        guest_host_keys=existing_lab.guest_host_keys,
     )
     run = preflight(hungry)
     assert run.returncode == 1

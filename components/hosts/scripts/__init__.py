@@ -19,6 +19,7 @@ STEPS = (
     "bridge_delete",
     "qemu_vm_create",
     "qemu_vm_delete",
+    "existing_host_key",
     "existing_preflight",
     "existing_check",
 )

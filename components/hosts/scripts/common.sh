@@ -248,3 +248,71 @@ qemu_running() { # VM
 pid_alive() { # PID
   [ -r "/proc/$1/status" ] && ! grep -q '^State:[[:space:]]*Z' "/proc/$1/status" 2>/dev/null
 }
+
+# --- SSH to existing hosts (existing_host_key, existing_preflight) ---
+
+# login_options WORK: the options of every meshlab login from the workstation, into the array
+# ssh_options, and what logs in, into `login`: batch mode, the stack's key (read from stdin into
+# WORK/key) or the ssh-agent (MESHLAB_SSH_AGENT=true), and the bastion (MESHLAB_BASTION
+# "USER@HOST:PORT", its pinned key MESHLAB_BASTION_HOST_KEY, checked strictly). Every host is asked
+# for its key in the command provider's order (MESHLAB_HOST_KEY_ALGORITHMS), so OpenSSH is shown the
+# key the provider's connections are shown. The nodes' known hosts are the caller's, per connection.
+login_options() {
+  local work=$1
+  command -v ssh >/dev/null 2>&1 ||
+    die "ssh is not on PATH: the existing hosts are reached over SSH (apt install openssh-client)"
+  require_env MESHLAB_HOST_KEY_ALGORITHMS
+  ssh_options=(-o BatchMode=yes -o LogLevel=ERROR -o HashKnownHosts=no -o ConnectTimeout=10
+    -o ServerAliveInterval=10 -o ServerAliveCountMax=3 -o "HostKeyAlgorithms=$MESHLAB_HOST_KEY_ALGORITHMS")
+  # shellcheck disable=SC2034 # the caller's, for its messages
+  login="meshlab:sshPrivateKey"
+  if [ "${MESHLAB_SSH_AGENT:-false}" = true ]; then
+    # shellcheck disable=SC2034
+    login="your ssh-agent (meshlab:sshAgent)"
+    [ -n "${SSH_AUTH_SOCK:-}" ] ||
+      die "meshlab:sshAgent is true but SSH_AUTH_SOCK is not set: start ssh-agent and ssh-add the nodes' key"
+  else
+    (umask 077 && cat >"$work/key")
+    grep -q 'PRIVATE KEY-----' "$work/key" ||
+      die "meshlab:sshPrivateKey is not a private key (no '-----BEGIN ... PRIVATE KEY-----' line)"
+    ssh_options+=(-o IdentitiesOnly=yes -i "$work/key")
+  fi
+  if [ -n "${MESHLAB_BASTION:-}" ]; then
+    require_env MESHLAB_BASTION_HOST_KEY
+    local bastion=${MESHLAB_BASTION%:*} port=${MESHLAB_BASTION##*:} jump
+    known_hosts_line "${bastion#*@}" "$port" "$MESHLAB_BASTION_HOST_KEY" >"$work/bastion_known_hosts"
+    jump=("${ssh_options[@]}" -o StrictHostKeyChecking=yes -o "UserKnownHostsFile=$work/bastion_known_hosts")
+    # printf %q: the jump's own ssh line is parsed by a shell.
+    ssh_options+=(-o "ProxyCommand=ssh $(printf '%q ' "${jump[@]}")-p $port -W %h:%p $bastion")
+  fi
+}
+
+# known_hosts_line HOST PORT "TYPE BASE64": the line OpenSSH's known_hosts file pins that key with.
+known_hosts_line() {
+  if [ "$2" = 22 ]; then
+    printf '%s %s\n' "$1" "$3"
+  else
+    printf '[%s]:%s %s\n' "$1" "$2" "$3"
+  fi
+}
+
+# fingerprint "TYPE BASE64": the key's SHA256 fingerprint, as ssh-keygen -l shows it.
+fingerprint() {
+  local found
+  found=$(printf '%s\n' "$1" | ssh-keygen -lf - 2>/dev/null | awk '{ print $2 }') || true
+  printf '%s' "${found:-(unreadable key)}"
+}
+
+# presented_key STDERR: what OpenSSH said the host presented when strict checking refused it ("a TYPE
+# key SHA256:..." or "only a TYPE key"), from ssh's error output.
+presented_key() {
+  local type sum
+  type=$(sed -n 's/.*for the \([A-Za-z0-9-]*\) key sent by the remote host is.*/\1/p' "$1" | head -n 1)
+  sum=$(grep -o 'SHA256:[A-Za-z0-9+/=]*' "$1" | head -n 1 || true)
+  if [ -n "$type" ]; then
+    printf 'a different %s key %s' "$type" "$sum"
+  else
+    type=$(sed -n 's/^No \([A-Za-z0-9-]*\) host key is known for .*/\1/p' "$1" | head -n 1)
+    printf 'a %s key first, of another type than the pinned one (the provider asks for ECDSA, then RSA, then ED25519 keys: pin the first the host has)' "${type:-different}"
+  fi
+}

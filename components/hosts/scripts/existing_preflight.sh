@@ -1,38 +1,26 @@
 # Existing-hosts preflight, on the workstation: log in to every node at once over SSH, run
 # existing_check there as root, and report every problem of every node together, before any step
 # changes anything on any of them. Stdin: the SSH private key (unless MESHLAB_SSH_AGENT=true).
+# Every connection is checked against the node's pinned host key (MESHLAB_HOST_KEYS, "NAME TYPE BASE64"
+# a line) and the bastion's (MESHLAB_BASTION_HOST_KEY).
 # Inputs: MESHLAB_NODES (one "NAME IP ROLE CPUS MEMORY_MIB DISK_GIB" a line), MESHLAB_SSH_USER,
 # MESHLAB_SSH_AGENT, MESHLAB_BASTION ("USER@HOST:PORT" or empty), MESHLAB_NODE_CHECK (the
 # rendered existing_check script), and the check's own inputs: MESHLAB_INTERFACE, MESHLAB_GUEST_ARCH,
 # MESHLAB_SUPPORTED_OS, MESHLAB_MEMORY_PERCENT, MESHLAB_SERVER_PORTS, MESHLAB_AGENT_PORTS,
 # MESHLAB_TIME_SYNC_TIMEOUT_SECONDS, MESHLAB_FREE_ADDRESSES (checked from the first node only).
-require_env MESHLAB_NODES MESHLAB_SSH_USER MESHLAB_NODE_CHECK MESHLAB_INTERFACE MESHLAB_GUEST_ARCH \
+require_env MESHLAB_NODES MESHLAB_HOST_KEYS MESHLAB_SSH_USER MESHLAB_NODE_CHECK MESHLAB_INTERFACE MESHLAB_GUEST_ARCH \
   MESHLAB_SUPPORTED_OS MESHLAB_MEMORY_PERCENT MESHLAB_SERVER_PORTS MESHLAB_AGENT_PORTS \
   MESHLAB_TIME_SYNC_TIMEOUT_SECONDS
 
-command -v ssh >/dev/null 2>&1 || die "ssh is not on PATH: the existing hosts are reached over SSH (apt install openssh-client)"
-
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
-# Host keys are not pinned, as the command provider's own SSH connections do not pin them either.
-ssh_options=(-o BatchMode=yes -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o LogLevel=ERROR
-  -o ConnectTimeout=10 -o ServerAliveInterval=10 -o ServerAliveCountMax=3)
-login="meshlab:sshPrivateKey"
-if [ "${MESHLAB_SSH_AGENT:-false}" = true ]; then
-  login="your ssh-agent (meshlab:sshAgent)"
-  [ -n "${SSH_AUTH_SOCK:-}" ] ||
-    die "meshlab:sshAgent is true but SSH_AUTH_SOCK is not set: start ssh-agent and ssh-add the nodes' key"
-else
-  (umask 077 && cat >"$work/key")
-  grep -q 'PRIVATE KEY-----' "$work/key" ||
-    die "meshlab:sshPrivateKey is not a private key (no '-----BEGIN ... PRIVATE KEY-----' line)"
-  ssh_options+=(-o IdentitiesOnly=yes -i "$work/key")
-fi
-if [ -n "${MESHLAB_BASTION:-}" ]; then
-  bastion=${MESHLAB_BASTION%:*} bastion_port=${MESHLAB_BASTION##*:}
-  # printf %q: the jump's own ssh line is parsed by a shell.
-  ssh_options+=(-o "ProxyCommand=ssh $(printf '%q ' "${ssh_options[@]}")-p $bastion_port -W %h:%p $bastion")
-fi
+ssh_options=() login=""
+login_options "$work"
+# Every node's pinned host key: its connection is refused if it presents another.
+while read -r name key; do
+  [ -n "$name" ] || continue
+  printf '%s\n' "$key" >"$work/$name.pinned"
+done <<<"${MESHLAB_HOST_KEYS:-}"
 
 # Sudo first: without passwordless sudo nothing else can be checked (or done later). The line runs
 # on the node, so its expansions are the node's.
@@ -56,6 +44,9 @@ while read -r name ip role cpus memory_mib disk_gib; do
   [ -n "$name" ] || continue
   names+=("$name")
   printf '%s\n' "$ip" >"$work/$name.ip"
+  [ -s "$work/$name.pinned" ] || die "no pinned SSH host key for $name in MESHLAB_HOST_KEYS"
+  pinned=$(cat "$work/$name.pinned")
+  known_hosts_line "$ip" 22 "$pinned" >"$work/$name.known_hosts"
   ports=$MESHLAB_AGENT_PORTS
   [ "$role" != server ] || ports=$MESHLAB_SERVER_PORTS
   # The addresses meshlab will announce are looked for once, from the first node (a server).
@@ -73,7 +64,8 @@ while read -r name ip role cpus memory_mib disk_gib; do
   # Every node at once: a lab of seven is no slower than one.
   (
     status=0
-    bounded 300 ssh "${ssh_options[@]}" "$MESHLAB_SSH_USER@$ip" "$remote" <"$work/$name.sh" \
+    bounded 300 ssh "${ssh_options[@]}" -o StrictHostKeyChecking=yes -o "UserKnownHostsFile=$work/$name.known_hosts" \
+      "$MESHLAB_SSH_USER@$ip" "$remote" <"$work/$name.sh" \
       >"$work/$name.out" 2>"$work/$name.err" || status=$?
     printf '%s\n' "$status" >"$work/$name.status"
   ) &
@@ -85,7 +77,10 @@ for name in "${names[@]}"; do
   ip=$(cat "$work/$name.ip")
   status=$(cat "$work/$name.status")
   before=${#problems[@]}
-  if [ "$status" = 255 ] || [ "$status" = 124 ]; then
+  if [ "$status" = 255 ] && grep -q 'Host key verification failed' "$work/$name.err"; then
+    pinned=$(cat "$work/$name.pinned")
+    problems+=("$name ($ip) host key: found $(presented_key "$work/$name.err"); needs the pinned ${pinned%% *} key $(fingerprint "$pinned") (see 'SSH host keys' in docs/hosts.md to accept a new one deliberately)")
+  elif [ "$status" = 255 ] || [ "$status" = 124 ]; then
     why=$(grep -v '^\s*$' "$work/$name.err" | tail -n 1)
     [ "$status" != 124 ] || why="no answer within 300 s"
     problems+=("$name ($ip) ssh: found no login as $MESHLAB_SSH_USER (${why:-ssh exit $status}); needs key login with $login")
