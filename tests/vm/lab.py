@@ -151,10 +151,8 @@ class VmLab:
         """The host key `node` must present: the guest's own, or the one its connections pin."""
         if self.guest_host_keys is not None:
             return self.guest_host_keys[node]
-        for step in self.rendering.of_type(REMOTE):
-            if self.node_of(step) == node:
-                return str(step.revealed_inputs["connection"]["hostKey"])
-        raise AssertionError(f"no remote step of {node} pins a host key")
+        # Every VM's first remote step, the wait for cloud-init, pins the key its seed installs.
+        return str(self.registration(REMOTE, f"{node}-cloud-init").revealed_inputs["connection"]["hostKey"])
 
     def known_hosts(self, node: str) -> Path:
         """A known_hosts file that holds only `node`'s key."""
