@@ -13,7 +13,7 @@ POLICY_CONFIG := $(wildcard policy-pack/config/$(STACK).json)
 POLICY := --policy-pack policy-pack $(if $(POLICY_CONFIG),--policy-pack-config $(POLICY_CONFIG))
 
 .PHONY: venv test test-offline lint plan up preview destroy bench project-file cloud-init-validator reference clean engine \
-	test-engine test-plugins kube test-kube vm test-vm test-apply mutation images helm
+	test-engine test-plugins kube test-kube vm test-vm test-apply mutation images helm checkpoint restore checkpoints
 
 # One ./venv, two stamps. What deploying needs (`make up`, preview, destroy, plan): the program's requirements.txt
 # and the policy pack's, whose CrossGuard SDK runs in this venv too (policy-pack/PulumiPolicy.yaml). The test and
@@ -155,7 +155,21 @@ preview: prerequisites-preview $(RUNTIME_VENV)
 destroy: prerequisites-destroy $(RUNTIME_VENV)
 	$(BIN)/python -m tools.destroy_guard "$(STACK)"
 	$(require_pulumi)
+	@$(BIN)/python -m tools.checkpoint "$(STACK)" discard --dry-run
 	pulumi destroy --stack "$(STACK)"
+	@$(BIN)/python -m tools.checkpoint "$(STACK)" discard
+
+# Lab checkpoints (tools/checkpoint.py): every VM of the stack saved at one moment, and brought back to it.
+checkpoint: $(RUNTIME_VENV)
+	@test -n "$(NAME)" || { echo "usage: make checkpoint NAME=before-strict [STACK=lab]" >&2; exit 2; }
+	$(BIN)/python -m tools.checkpoint "$(STACK)" save "$(NAME)"
+
+restore: $(RUNTIME_VENV)
+	@test -n "$(NAME)" || { echo "usage: make restore NAME=before-strict [STACK=lab]" >&2; exit 2; }
+	$(BIN)/python -m tools.checkpoint "$(STACK)" restore "$(NAME)"
+
+checkpoints: $(RUNTIME_VENV)
+	@$(BIN)/python -m tools.checkpoint "$(STACK)" list
 
 clean:
 	rm -rf .cache .pytest_cache .mypy_cache .ruff_cache

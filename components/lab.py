@@ -64,6 +64,13 @@ class Lab:
             pulumi.export("apiVip", str(settings.network.vip))
             pulumi.export("hostOnlyInterface", hosts.host_only_interface)
             pulumi.export("sshUser", hosts.ssh.user)
+            # "IP KEY" a line, each node's pinned host key: a known_hosts file for your own ssh.
+            pulumi.export(
+                "sshKnownHosts",
+                pulumi.Output.all(*[vm.host_key for vm in hosts.vms]).apply(
+                    lambda keys: "".join(f"{vm.ip} {key}\n" for vm, key in zip(hosts.vms, keys, strict=True))
+                ),
+            )
             if hosts.ssh.private_key is not None:
                 pulumi.export("sshPrivateKey", hosts.ssh.private_key)
         pulumi.export("rolloutPhase", settings.apps.rollout_phase)
