@@ -543,7 +543,7 @@ def wait_ready_over_ssh(lab: Lab) -> float:
 # --- the command line ------------------------------------------------------------------------------
 
 
-class NotOurMachines(CheckpointError):
+class NotOurMachinesError(CheckpointError):
     """The stack runs on machines meshlab did not create: there is nothing to snapshot (or discard)."""
 
 
@@ -552,7 +552,7 @@ def lab_for(stack: str, config_file: Path | None = None) -> Lab:
     settings = settings_from_config(read_stack_file(path, stack))
     if settings.cluster.existing or settings.hosts.existing:
         what = "an existing cluster" if settings.cluster.existing else "existing hosts"
-        raise NotOurMachines(
+        raise NotOurMachinesError(
             f"stack {stack} runs on {what}: meshlab does not own those machines and cannot snapshot them. Use RKE2's "
             "etcd snapshots instead (meshlab schedules them: meshlab:etcdSnapshotSchedule); docs/hosts.md, "
             "'Checkpoints', says how to restore one"
@@ -601,7 +601,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         else:
             lines = lab.listing()
             print("\n".join(lines) if lines else f"stack {args.stack} has no checkpoints")
-    except NotOurMachines as error:
+    except NotOurMachinesError as error:
         if args.command == "discard":
             return 0  # `make destroy` of such a stack: it never had checkpoints
         print(f"checkpoint: {error}", file=sys.stderr)

@@ -11,7 +11,9 @@ answering over SSH, not the cluster layer's step, which tests/test_checkpoint.py
 from __future__ import annotations
 
 import json
+import os
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -29,7 +31,7 @@ SERVICE = "systemd-timesyncd"
 
 
 @pytest.fixture(scope="module")
-def checkpoint_lab(vm_lab: VmLab, tmp_path_factory: pytest.TempPathFactory) -> Lab:
+def checkpoint_lab(vm_lab: VmLab, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
     work = tmp_path_factory.mktemp("checkpoint")
     values = dict(vm_lab.config.values)
     values["meshlab:agents"] = [agent for agent in values["meshlab:agents"] if not agent.startswith(f"{MISWIRED}=")]
@@ -52,11 +54,9 @@ def checkpoint_lab(vm_lab: VmLab, tmp_path_factory: pytest.TempPathFactory) -> L
             vm_lab.ssh_retrying(node, "true").check()
         return time.monotonic() - started
 
-    import os  # noqa: PLC0415
-
     os.environ["FAKE_PULUMI_DIR"] = str(work)
     os.environ["FAKE_PULUMI_LOG"] = str(work / "pulumi.log")
-    return Lab(
+    yield Lab(
         stack=vm_lab.stack,
         settings=settings,
         hypervisor=Qemu(Path(values["meshlab:imageCacheDir"])),
@@ -66,6 +66,8 @@ def checkpoint_lab(vm_lab: VmLab, tmp_path_factory: pytest.TempPathFactory) -> L
         wait_ready=every_guest_answers,
         say=progress,
     )
+    for name in ("FAKE_PULUMI_DIR", "FAKE_PULUMI_LOG"):
+        os.environ.pop(name, None)
 
 
 def test_a_checkpoint_brings_every_guest_back_to_its_moment(vm_lab, checkpoint_lab):
