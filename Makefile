@@ -48,8 +48,8 @@ reference:
 lint: venv
 	$(BIN)/ruff check .
 	$(BIN)/mypy
-	$(BIN)/shellcheck -s bash components/shell/*.sh components/*/scripts/*.sh tools/*.sh tests/engine/bootstrap.sh tests/kube/bootstrap.sh \
-		tests/vm/*.sh .ci/run
+	$(BIN)/shellcheck -s bash components/shell/*.sh components/*/scripts/*.sh components/hosts/*/scripts/*.sh tools/*.sh \
+		tests/engine/bootstrap.sh tests/kube/bootstrap.sh tests/vm/*.sh .ci/run
 
 # Every tier: offline, the real Pulumi engine, the real Kubernetes API, real VMs. The real tiers build
 # what they need into caches outside the repository when missing (the Go toolchains about 20 minutes

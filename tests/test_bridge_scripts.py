@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from components.hosts.scripts import render_script
+from components.hosts.qemu.scripts import render_script
 from tests.test_host_scripts import BASH
 
 FAKE = Path(__file__).parent / "fakes" / "bridge" / "fake_net"

@@ -12,7 +12,7 @@ import pytest
 import yaml
 
 from components.cluster.node import staging_dir
-from components.hosts.scripts import render_script
+from components.hosts.existing.scripts import render_script
 from config.loader import StackConfig, read_stack_file, settings_from_config
 from config.settings import promotable_keys
 from config.validation import SettingsError

@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from components.hosts.existing_ssh import openssh_host_key_algorithms
-from components.hosts.scripts import render_script
+from components.hosts.existing.scripts import render_script
+from components.hosts.existing.ssh import openssh_host_key_algorithms
 from config.settings import EXISTING_HOST_OS, EXISTING_MEMORY_PERCENT, RKE2_PORTS
 from tools.mock_keys import key_pair
 

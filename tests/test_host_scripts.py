@@ -1,4 +1,5 @@
-"""Run the real hosts-layer step scripts against a fake VBoxManage (tests/fakes/VBoxManage).
+"""Run the real hosts-layer step scripts (the shared ones and the VirtualBox backend's) against a fake
+VBoxManage (tests/fakes/VBoxManage); shellcheck every hosts step script, of every backend.
 
 Each test gets its own HOME, cache directory, machine folder and fake VirtualBox state in
 tmp_path; the fake appends every call to a log the tests inspect.
@@ -18,12 +19,25 @@ from typing import Any
 
 import pytest
 
-from components.hosts.scripts import STEPS, render_script
+from components.hosts import scripts as hosts_scripts
+from components.hosts.existing import scripts as existing_scripts
+from components.hosts.qemu import scripts as qemu_scripts
+from components.hosts.virtualbox import scripts as virtualbox_scripts
+from components.shell import StepScripts
 from tests.test_seed_iso import read_seed_file
 
 REPO = Path(__file__).resolve().parents[1]
 FAKES = REPO / "tests" / "fakes"
-SCRIPTS_DIR = REPO / "components" / "hosts" / "scripts"
+HOSTS_DIR = REPO / "components" / "hosts"
+# The hosts layer's scripts packages: its shared steps and common.sh, then each backend's steps.
+PACKAGES: tuple[StepScripts, ...] = (
+    hosts_scripts.SCRIPTS,
+    virtualbox_scripts.SCRIPTS,
+    qemu_scripts.SCRIPTS,
+    existing_scripts.SCRIPTS,
+)
+STEPS = tuple(step for package in PACKAGES for step in package.steps)
+SCRIPT_FILES = sorted(HOSTS_DIR.glob("**/scripts/*.sh"))
 BASH = shutil.which("bash") or "/bin/bash"
 
 HOST_IP = "192.168.56.1"
@@ -57,6 +71,12 @@ def env(tmp_path: Path) -> dict[str, str]:
         "FAKE_VBOX_LOG": str(tmp_path / "vbox.log"),
         "FAKE_VBOX_MACHINE_FOLDER": str(tmp_path / "VirtualBox VMs"),
     }
+
+
+def render_script(step: str) -> str:
+    """The rendered script of a hosts step, from whichever scripts package has it."""
+    [package] = [package for package in PACKAGES if step in package.steps]
+    return package.render(step)
 
 
 def run(
@@ -124,16 +144,25 @@ def test_rendered_script_passes_shellcheck(step: str) -> None:
     assert_shellcheck_clean(render_script(step))
 
 
-@pytest.mark.parametrize(
-    "path", [*sorted(SCRIPTS_DIR.glob("*.sh")), REPO / "components" / "shell" / "base.sh"], ids=lambda path: path.name
-)
+@pytest.mark.parametrize("path", [*SCRIPT_FILES, REPO / "components" / "shell" / "base.sh"], ids=lambda path: path.name)
 def test_script_file_passes_shellcheck(path: Path) -> None:
     assert_shellcheck_clean(path)
 
 
-def test_every_script_file_is_a_known_step() -> None:
-    names = {path.stem for path in SCRIPTS_DIR.glob("*.sh")}
-    assert names == {"common", *STEPS}
+def test_every_script_file_is_a_known_step_of_its_package_and_every_step_is_in_one_package() -> None:
+    # A step's name is in its rendered script's header, and tests find a step by its name: no two alike.
+    assert len(set(STEPS)) == len(STEPS)
+    common = (HOSTS_DIR / "scripts" / "common.sh").read_text()
+    for package in PACKAGES:
+        folder = REPO.joinpath(*package.package.split("."))
+        names = {path.stem for path in folder.glob("*.sh")}
+        # Only the layer's own scripts package has the common.sh every hosts step is rendered with.
+        shared = package is hosts_scripts.SCRIPTS
+        assert package.common_package == (None if shared else hosts_scripts.SCRIPTS.package)
+        assert names == ({"common"} if shared else set()) | set(package.steps), package.package
+        for step in package.steps:
+            assert common in package.render(step), step
+    assert {path.parent for path in SCRIPT_FILES} == {REPO.joinpath(*p.package.split(".")) for p in PACKAGES}
 
 
 # --- vm_create / vm_delete --------------------------------------------------------------------
@@ -298,7 +327,7 @@ NETWORK = {
     "MESHLAB_HOST_IP": "192.168.99.1",
     "MESHLAB_NETMASK": NETMASK,
     "MESHLAB_NETWORK_NAME": "meshlab",
-    # What components.hosts.network picks: the address after the host's, which nothing of ours uses.
+    # What components.hosts.virtualbox.network picks: the address after the host's, which nothing of ours uses.
     "MESHLAB_DHCP_IP": "192.168.99.2",
 }
 
@@ -353,7 +382,7 @@ def test_network_delete_leaves_an_adopted_interface(env: dict[str, str]) -> None
     assert [i["name"] for i in state(env)["hostonlyifs"]] == ["vboxnet0"]
 
 
-# The lab's static addresses in the adopted subnet 192.168.99.0/24, as components.hosts.network passes them.
+# The lab's static addresses in the adopted subnet 192.168.99.0/24, as components.hosts.virtualbox.network passes them.
 RESERVED = (
     "192.168.99.11 192.168.99.11 meshlab:servers\n"
     "192.168.99.10 192.168.99.10 meshlab:apiVip\n"

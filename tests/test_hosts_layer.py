@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 import yaml
 
-from components.hosts.network import macos_dhcp_address
+from components.hosts.virtualbox.network import macos_dhcp_address
 from config import versions
 from config.loader import settings_from_config
 from config.settings import HOST_ONLY_INTERFACE

@@ -18,7 +18,7 @@ import pytest
 import yaml
 
 from components.hosts.image import cloud_image
-from components.hosts.qemu_vm import tap_name
+from components.hosts.qemu.vm import tap_name
 from config import versions
 from config.loader import StackConfig, settings_from_config
 from config.settings import HOST_ONLY_INTERFACE, NAT_INTERFACE, promotable_keys

@@ -118,7 +118,7 @@ TARGETS = (
     # render it too, and assert nothing of it; tests/test_existing_scripts.py runs the preflight's scripts only,
     # and tests/test_diff.py needs the git history, which the tree copies leave out).
     Target(
-        "components/hosts/existing_hosts.py",
+        "components/hosts/existing/hosts.py",
         ("tests/test_component_outputs.py", "tests/test_promote.py", "tests/test_existing_backend.py"),
     ),
 )

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from components.hosts.existing_hosts import ExistingHosts
-from components.hosts.lab_hosts import LabHosts
+from components.hosts.existing.hosts import ExistingHosts
 from components.hosts.output import HostsOutput
-from components.hosts.qemu_hosts import QemuHosts
+from components.hosts.qemu.hosts import QemuHosts
+from components.hosts.virtualbox.hosts import LabHosts
 from config.settings import Settings
 
 

@@ -11,6 +11,7 @@ from typing import Literal
 
 import pulumi
 
+from components.hosts.scripts import SCRIPTS
 from components.hosts.steps import step_command
 from config import versions
 from config.settings import IMAGE_FORMATS, Settings
@@ -60,6 +61,7 @@ class BaseImage(pulumi.ComponentResource):
         # No delete step: the cache outlives stacks (lab, staging and prod share one download).
         self.fetch = step_command(
             f"{name}-fetch",
+            scripts=SCRIPTS,
             create="image_fetch",
             environment={
                 "MESHLAB_IMAGE_URL": image.url,

@@ -1,4 +1,8 @@
-"""A hosts-layer step: one `local.Command` running a rendered bash script on the workstation."""
+"""A hosts-layer step: one `local.Command` running a rendered bash script on the workstation.
+
+Each step names the scripts package it comes from: the layer's shared steps
+(`components.hosts.scripts.SCRIPTS`) or its backend's (`components.hosts.BACKEND.scripts.SCRIPTS`).
+"""
 
 from __future__ import annotations
 
@@ -8,7 +12,7 @@ from typing import Any
 import pulumi
 from pulumi_command import local
 
-from components.hosts.scripts import render_script
+from components.shell import StepScripts
 
 BASH = ["bash", "-c"]
 
@@ -16,6 +20,7 @@ BASH = ["bash", "-c"]
 def step_command(
     name: str,
     *,
+    scripts: StepScripts,
     create: str,
     delete: str | None = None,
     environment: Mapping[str, pulumi.Input[str]],
@@ -24,7 +29,7 @@ def step_command(
     stdin: pulumi.Input[str] | None = None,
     triggers: Sequence[Any] | None = None,
 ) -> local.Command:
-    """Run step `create` (and `delete` on destroy) with the given environment.
+    """Run step `create` (and `delete` on destroy) of `scripts` with the given environment.
 
     Steps act on named things outside Pulumi (a VM, a file), so a replacement must delete the
     old one before creating the new one: create-before-delete would find the old object,
@@ -32,8 +37,8 @@ def step_command(
     """
     return local.Command(
         name,
-        create=render_script(create),
-        delete=render_script(delete) if delete else None,
+        create=scripts.render(create),
+        delete=scripts.render(delete) if delete else None,
         environment=dict(environment),
         interpreter=BASH,
         stdin=stdin,

@@ -1,7 +1,9 @@
 """Bash step scripts, rendered inline into the commands that run them.
 
 Every rendered script is `base.sh` (strict mode, `die`, `require_env`), then the layer's
-`common.sh`, then the step's own file. Embedding the text (rather than a path) keeps each
+`common.sh`, then the step's own file. A layer whose steps live in several packages (the hosts
+layer, one per backend) keeps its one `common.sh` in its own scripts package, and each package's
+`StepScripts` names that one as `common_package`. Embedding the text (rather than a path) keeps each
 delete step in Pulumi state, so `pulumi destroy` works even after the repository changed,
 and a changed script shows up in the preview diff.
 """
@@ -20,11 +22,13 @@ def _read(package: str, name: str) -> str:
 
 @dataclass(frozen=True)
 class StepScripts:
-    """One layer's step scripts: the `.sh` files of `package`, a `common.sh` among them."""
+    """One layer's step scripts: the `.sh` files of `package`, and the `common.sh` of `common_package`
+    (by default `package` itself) rendered before each of them."""
 
     layer: str
     package: str
     steps: tuple[str, ...]
+    common_package: str | None = None
 
     def render(self, step: str, prefix: str = "") -> str:
         """The full script of `step`, after `prefix` (e.g. the step's inputs)."""
@@ -33,7 +37,7 @@ class StepScripts:
         return (
             prefix
             + _read(__name__, "base")
-            + _read(self.package, "common")
+            + _read(self.common_package or self.package, "common")
             + f"\n# --- {step} ---\n"
             + _read(self.package, step)
         )

@@ -1,27 +1,19 @@
-"""Step scripts of the hosts layer; they run on the workstation (see components.shell)."""
+"""Step scripts of the hosts layer; they run on the workstation (see components.shell).
+
+Here: `common.sh`, the helpers every hosts step is rendered with (each backend's scripts package
+names this one as its `common_package`), and the steps both VM backends run: the image fetch, the
+seed ISO and the wait for SSH. Each backend's own steps are in its `scripts` sub-package.
+"""
 
 from __future__ import annotations
 
 from components.shell import StepScripts
 
 STEPS = (
-    "preflight",
-    "network_create",
-    "network_delete",
     "image_fetch",
     "seed_create",
     "seed_delete",
-    "vm_create",
-    "vm_delete",
     "wait_ssh",
-    "qemu_preflight",
-    "bridge_create",
-    "bridge_delete",
-    "qemu_vm_create",
-    "qemu_vm_delete",
-    "existing_host_key",
-    "existing_preflight",
-    "existing_check",
 )
 SCRIPTS = StepScripts("hosts", __name__, STEPS)
 

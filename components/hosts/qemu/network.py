@@ -11,6 +11,7 @@ from ipaddress import IPv4Address, IPv4Network
 
 import pulumi
 
+from components.hosts.qemu.scripts import SCRIPTS
 from components.hosts.steps import step_command
 
 
@@ -30,6 +31,7 @@ class QemuBridge(pulumi.ComponentResource):
         self.host_ip = host_ip
         self.network = step_command(
             f"{name}-bridge",
+            scripts=SCRIPTS,
             create="bridge_create",
             delete="bridge_delete",
             environment={

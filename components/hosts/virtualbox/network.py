@@ -8,6 +8,7 @@ from ipaddress import IPv4Address, IPv4Network
 import pulumi
 
 from components.hosts.steps import step_command
+from components.hosts.virtualbox.scripts import SCRIPTS
 from config.settings import NetworkSettings, NodeSpec, config_key
 
 
@@ -56,6 +57,7 @@ class HostOnlyNetwork(pulumi.ComponentResource):
         self.host_ip = host_ip
         self.network = step_command(
             f"{name}-network",
+            scripts=SCRIPTS,
             create="network_create",
             delete="network_delete",
             environment={

@@ -7,6 +7,7 @@ from ipaddress import IPv4Address, IPv4Network
 import pulumi
 
 from components.hosts.steps import step_command
+from components.hosts.virtualbox.scripts import SCRIPTS
 from components.hosts.vm import VmSize, preflight_vms
 from config import versions
 
@@ -36,6 +37,11 @@ class HostPreflight(pulumi.ComponentResource):
         }
         # Re-run whenever the topology changes: a bigger lab needs a fresh look at the host.
         self.check = step_command(
-            f"{name}-check", create="preflight", environment=environment, parent=self, triggers=[wanted]
+            f"{name}-check",
+            scripts=SCRIPTS,
+            create="preflight",
+            environment=environment,
+            parent=self,
+            triggers=[wanted],
         )
         self.register_outputs({"summary": self.check.stdout})

@@ -12,8 +12,8 @@ from __future__ import annotations
 import pulumi
 from pulumi_command import remote
 
-from components.hosts.existing_preflight import ExistingPreflight
-from components.hosts.existing_ssh import existing_ssh_access, host_key_step
+from components.hosts.existing.preflight import ExistingPreflight
+from components.hosts.existing.ssh import existing_ssh_access, host_key_step
 from components.hosts.output import HostsOutput
 from components.hosts.vm import SshAccess, vm_sizes
 from config.host_keys import parse_host_keys

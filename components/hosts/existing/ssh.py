@@ -6,6 +6,7 @@ from __future__ import annotations
 import pulumi
 from pulumi_command import local
 
+from components.hosts.existing.scripts import SCRIPTS
 from components.hosts.steps import step_command
 from components.hosts.vm import Bastion, SshAccess
 from config.host_keys import PROVIDER_HOST_KEY_ORDER, pinned
@@ -44,6 +45,7 @@ def host_key_step(
         environment.update(login_environment(ssh))
     return step_command(
         name,
+        scripts=SCRIPTS,
         create="existing_host_key",
         environment=environment,
         stdin=ssh.private_key if ssh else None,

@@ -10,10 +10,11 @@ from __future__ import annotations
 import pulumi
 
 from components.hosts.image import BaseImage, cloud_image
-from components.hosts.network import HostOnlyNetwork, macos_dhcp_address, reserved_addresses
 from components.hosts.output import HostsOutput, ssh_access
-from components.hosts.preflight import HostPreflight
-from components.hosts.vm import VirtualBoxVm, vm_sizes
+from components.hosts.virtualbox.network import HostOnlyNetwork, macos_dhcp_address, reserved_addresses
+from components.hosts.virtualbox.preflight import HostPreflight
+from components.hosts.virtualbox.vm import VirtualBoxVm
+from components.hosts.vm import vm_sizes
 from config.settings import HOST_ONLY_INTERFACE, NAMESPACE, Settings
 
 

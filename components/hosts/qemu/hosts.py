@@ -10,9 +10,9 @@ import pulumi
 
 from components.hosts.image import BaseImage, cloud_image
 from components.hosts.output import HostsOutput, ssh_access
-from components.hosts.qemu_network import QemuBridge
-from components.hosts.qemu_preflight import QemuPreflight
-from components.hosts.qemu_vm import QemuVm
+from components.hosts.qemu.network import QemuBridge
+from components.hosts.qemu.preflight import QemuPreflight
+from components.hosts.qemu.vm import QemuVm
 from components.hosts.vm import vm_sizes
 from config.settings import HOST_ONLY_INTERFACE, NAMESPACE, Settings
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pulumi
 
-from components.hosts.existing_ssh import login_environment
-from components.hosts.scripts import render_script
+from components.hosts.existing.scripts import SCRIPTS, render_script
+from components.hosts.existing.ssh import login_environment
 from components.hosts.steps import step_command
 from components.hosts.vm import SshAccess, VmSize
 from config.settings import EXISTING_HOST_OS, EXISTING_MEMORY_PERCENT, NodeSpec
@@ -66,6 +66,7 @@ class ExistingPreflight(pulumi.ComponentResource):
         # The key goes on stdin, so that the environment stays readable in previews.
         self.check = step_command(
             f"{name}-check",
+            scripts=SCRIPTS,
             create="existing_preflight",
             environment=environment,
             stdin=ssh.private_key,
