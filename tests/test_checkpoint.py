@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -345,3 +346,29 @@ def test_the_readiness_wait_runs_the_cluster_layers_step_on_the_first_server_pin
             checkpoint.wait_ready_over_ssh(qemu.lab)
     finally:
         del os.environ["FAKE_SSH_EXIT"]
+
+
+def test_deleting_a_qemu_vm_names_the_checkpoints_its_disk_takes_with_it(qemu, tmp_path):
+    """What a replacement or `make destroy` says: the VM's own delete step names them; its monitor's
+    socket goes too."""
+    from components.hosts.qemu.scripts import render_script  # noqa: PLC0415
+
+    vm = qemu.vm_names[0]
+    qemu.lab.save("before-strict")
+    qemu.lab.save("base")
+    (qemu.bin / "ip").symlink_to(FAKES / "bridge" / "fake_net")
+    socket_path = qemu.qemu_vms[vm].socket_path
+    env = {
+        **os.environ,
+        "MESHLAB_CACHE_DIR": str(qemu.cache),
+        "MESHLAB_VM_NAME": vm,
+        "MESHLAB_TAP": "mltap-test",
+        "FAKE_NET_STATE": str(tmp_path / "net.json"),
+        "FAKE_NET_LOG": str(tmp_path / "net.log"),
+    }
+    result = subprocess.run(
+        ["bash", "-c", render_script("qemu_vm_delete")], env=env, capture_output=True, text=True, check=False
+    )
+    assert result.returncode == 0, result.stderr
+    assert f"meshlab: VM {vm} takes its lab checkpoints with it: before-strict, base" in result.stderr
+    assert not qemu.lab.hypervisor.directory(vm).exists() and not socket_path.exists()

@@ -311,6 +311,18 @@ def test_vm_delete_powers_off_and_unregisters_and_tolerates_a_missing_vm(vm_env:
     assert len(calls_of(vm_env, "unregistervm")) == 1
 
 
+def test_vm_delete_names_the_lab_checkpoints_the_vm_takes_with_it(vm_env: dict[str, str]) -> None:
+    assert run("vm_create", vm_env).returncode == 0
+    for snapshot in ("meshlab-before-strict", "someone-elses", "meshlab-base"):
+        vbox(vm_env, "snapshot", VM, "take", snapshot)
+
+    deleted = run("vm_delete", vm_env)
+
+    assert deleted.returncode == 0, deleted.stderr
+    assert f"meshlab: VM {VM} takes its lab checkpoints with it: before-strict, base" in deleted.stderr
+    assert state(vm_env)["vms"] == {}
+
+
 def test_vm_delete_does_not_power_off_a_stopped_vm(vm_env: dict[str, str]) -> None:
     vbox(vm_env, "createvm", f"--name={VM}", f"--groups={GROUP}", "--register")
 

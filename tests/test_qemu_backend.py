@@ -297,3 +297,20 @@ def test_the_vm_steps_keep_what_real_guests_taught(qemu_lab):
     delete = machine.inputs["delete"].split("# --- qemu_vm_delete ---")[1]
     assert 'pid_alive "$pid" || break' in delete
     assert '! pid_alive "$pid" || die' in delete
+
+
+def test_every_vm_starts_with_the_qmp_monitor_checkpoints_use(qemu_lab, tmp_path):
+    """tools/checkpoint.py pauses, saves and loads a VM through its QMP monitor, at the path the create
+    step records in the VM's folder: a short one when the folder's own would not fit a UNIX socket."""
+    create = _command(qemu_lab, "master1-vm").inputs["create"]
+    assert '-qmp "unix:${monitor//,/,,},server=on,wait=off"' in create
+    assert 'printf \'%s\\n\' "$monitor" >"$dir/qmp"' in create
+    from components.hosts.scripts import SCRIPTS  # noqa: PLC0415
+
+    helpers = SCRIPTS.render("wait_ssh").split("# --- wait_ssh ---")[0]
+    for directory, short in ((tmp_path / "qemu" / "meshlab-lab-master1", False), (tmp_path / ("d" * 120), True)):
+        path = subprocess.run(
+            ["bash", "-c", helpers + f'qemu_monitor_path "{directory}"'], capture_output=True, text=True, check=True
+        ).stdout
+        assert len(path) <= 107 and path.endswith(".sock")
+        assert path.startswith(str(directory)) != short

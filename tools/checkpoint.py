@@ -182,12 +182,17 @@ class Qemu:
     def directory(self, vm: str) -> Path:
         return self.cache / "qemu" / vm
 
+    def monitor_path(self, vm: str) -> Path | None:
+        """Where the VM's QMP socket is: qemu_vm_create records it in the VM's folder (`qmp`)."""
+        record = self.directory(vm) / "qmp"
+        return Path(record.read_text().strip()) if record.exists() else None
+
     def _monitor(self, vm: str) -> Qmp:
-        path = self.directory(vm) / "qmp.sock"
-        if not path.exists():
+        path = self.monitor_path(vm)
+        if path is None or not path.exists():
             raise CheckpointError(
-                f"{vm} has no QMP monitor ({path}): it was started by an older meshlab; restart it once "
-                f"(pulumi up --replace on its NODE-vm step) to take checkpoints"
+                f"{vm} has no QMP monitor ({self.directory(vm) / 'qmp'}): it is not running, or an older meshlab "
+                "started it; restart it once (pulumi up --replace on its NODE-vm step) to take checkpoints"
             )
         return Qmp(path)
 
@@ -206,7 +211,8 @@ class Qemu:
             monitor.close()
 
     def running(self, vm: str) -> bool:
-        if not (self.directory(vm) / "qmp.sock").exists():
+        path = self.monitor_path(vm)
+        if path is None or not path.exists():
             return False
         return bool(self._execute(vm, "query-status").get("running"))
 

@@ -135,6 +135,22 @@ qemu_vm_dir() { # VM
   printf '%s/qemu/%s' "$(cache_dir)" "$1"
 }
 
+# qemu_monitor_path DIR: where a VM's QMP monitor socket goes (tools/checkpoint.py reads it from
+# DIR/qmp): DIR/qmp.sock, or a short path in $XDG_RUNTIME_DIR (else /tmp) when that would be longer
+# than a UNIX socket's path may be (107 bytes).
+qemu_monitor_path() {
+  local path="$1/qmp.sock"
+  if [ "${#path}" -gt 107 ]; then
+    path="${XDG_RUNTIME_DIR:-/tmp}/meshlab-qmp-$(printf '%s' "$1" | sha256sum | cut -c1-16).sock"
+  fi
+  printf '%s' "$path"
+}
+
+# meshlab_snapshots LINES: the checkpoint names among snapshot names (meshlab-NAME), comma separated.
+meshlab_snapshots() {
+  sed -n 's/^meshlab-\(.*\)$/\1/p' | paste -sd, - | sed 's/,/, /g'
+}
+
 qemu_binary() { # GUEST_ARCH
   case "$1" in
     amd64) printf 'qemu-system-x86_64' ;;

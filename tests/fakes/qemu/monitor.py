@@ -1,6 +1,7 @@
-"""A fake running QEMU VM for the checkpoint tests: its QMP monitor on DIR/qmp.sock (QEMU Machine
-Protocol: a greeting, then one JSON command and one JSON reply a line) and its qcow2 overlay's
-snapshot table in DIR/disk.qcow2 (JSON, which tests/fakes/qemu/qemu-img reads).
+"""A fake running QEMU VM for the checkpoint tests: its QMP monitor on a socket whose path DIR/qmp
+records, as qemu_vm_create records it (QEMU Machine Protocol: a greeting, then one JSON command and
+one JSON reply a line), and its qcow2 overlay's snapshot table in DIR/disk.qcow2 (JSON, which
+tests/fakes/qemu/qemu-img reads).
 
 The guest's "memory" is a string: savevm keeps it with the snapshot, loadvm brings it back; a test
 changes it between the two. Commands served: qmp_capabilities, query-status, stop, cont and the HMP
@@ -11,7 +12,9 @@ failure, as QEMU's HMP does). Every command is appended to the shared `calls` as
 from __future__ import annotations
 
 import json
+import shutil
 import socket
+import tempfile
 import threading
 from pathlib import Path
 from typing import Any
@@ -26,8 +29,11 @@ class FakeQemuVm:
         directory.mkdir(parents=True, exist_ok=True)
         self.disk = directory / "disk.qcow2"
         self.disk.write_text("{}")
+        # A short path, as qemu_vm_create takes one when DIR/qmp.sock would be too long for a socket.
+        self.socket_path = Path(tempfile.mkdtemp(prefix="qmp-")) / "qmp.sock"
+        (directory / "qmp").write_text(f"{self.socket_path}\n")
         self.server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        self.server.bind(str(directory / "qmp.sock"))
+        self.server.bind(str(self.socket_path))
         self.server.listen(4)
         self.thread = threading.Thread(target=self._serve, daemon=True)
         self.thread.start()
@@ -90,3 +96,4 @@ class FakeQemuVm:
 
     def close(self) -> None:
         self.server.close()
+        shutil.rmtree(self.socket_path.parent, ignore_errors=True)

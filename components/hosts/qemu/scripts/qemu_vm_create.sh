@@ -52,13 +52,17 @@ fi
 cdrom_args=(-drive "file=$seed,if=none,id=seed,media=cdrom,readonly=on" -device virtio-scsi-pci
   -device "scsi-cd,drive=seed")
 
-rm -f "$dir/pid"
+# The QMP monitor: lab checkpoints (tools/checkpoint.py) pause, save and load the VM through it.
+monitor=$(qemu_monitor_path "$dir")
+rm -f "$dir/pid" "$monitor"
+printf '%s\n' "$monitor" >"$dir/qmp"
 "$(qemu_binary "$MESHLAB_GUEST_ARCH")" -name "guest=$vm,process=$vm" -uuid "$(cat "$dir/uuid")" \
   "${machine_args[@]}" "${accel_args[@]}" -smp "$MESHLAB_CPUS" -m "$MESHLAB_MEMORY_MIB" \
   -drive "file=$dir/disk.qcow2,if=virtio,format=qcow2" "${cdrom_args[@]}" \
   -netdev user,id=nat -device "virtio-net-pci,netdev=nat,mac=$MESHLAB_MAC_NAT" \
   -netdev "tap,id=lab,ifname=$MESHLAB_TAP,script=no,downscript=no" \
   -device "virtio-net-pci,netdev=lab,mac=$MESHLAB_MAC_LAB" \
+  -qmp "unix:${monitor//,/,,},server=on,wait=off" \
   -display none -serial "file:$dir/console.log" -daemonize -pidfile "$dir/pid"
 qemu_running "$vm" || die "QEMU did not stay up for $vm; see $dir/console.log"
 cat "$dir/uuid"

@@ -1,4 +1,5 @@
-# Power off and delete one VM with its disk. A VM that is already gone is fine.
+# Power off and delete one VM with its disk and snapshots (naming the lab checkpoints among them). A VM
+# that is already gone is fine.
 # Input: MESHLAB_VM_NAME.
 require_env MESHLAB_VM_NAME
 vm=$MESHLAB_VM_NAME
@@ -16,5 +17,8 @@ if [ "$state" != poweroff ] && [ "$state" != aborted ] && [ "$state" != saved ];
   done
   [ "$state" = poweroff ] || [ "$state" = aborted ] || die "VM $vm did not power off within 60s (state: $state)"
 fi
+checkpoints=$(VBoxManage snapshot "$vm" list --machinereadable 2>/dev/null |
+  sed -n 's/^SnapshotName[-0-9]*="\(.*\)"$/\1/p' | meshlab_snapshots || true)
+[ -z "$checkpoints" ] || echo "meshlab: VM $vm takes its lab checkpoints with it: $checkpoints" >&2
 VBoxManage unregistervm "$vm" --delete >/dev/null
 echo "VM $vm deleted"
