@@ -60,7 +60,13 @@ class Harness:
         self.config_file = tmp_path / "Pulumi.lab.yaml"
         shutil.copyfile(ROOT / "Pulumi.lab.yaml", self.config_file)
         config = read_stack_file(self.config_file, "lab")
-        self.settings = settings_from_config(with_overrides(config, {"meshlab:hypervisor": hypervisor}))
+        # Three VMs: enough to see every one paused before any is saved, and quick with the fakes.
+        three = {
+            "meshlab:hypervisor": hypervisor,
+            "meshlab:servers": ["master1=192.168.56.11"],
+            "meshlab:agents": ["worker1=192.168.56.21", "worker2=192.168.56.22"],
+        }
+        self.settings = settings_from_config(with_overrides(config, three))
         self.cache = tmp_path / "cache"
         self.ready_waits: list[str] = []
         self.said: list[str] = []
@@ -85,7 +91,8 @@ class Harness:
             }
             for vm in self.vm_names:
                 vbox["vms"][vm] = {
-                    "name": vm, "uuid": f"uuid-{vm}", "cfg_file": "", "groups": "/", "ostype": "Ubuntu_64",
+                    "name": vm, "uuid": f"uuid-{vm}", "cfg_file": str(tmp_path / "VirtualBox VMs" / vm / f"{vm}.vbox"),
+                    "groups": "/", "ostype": "Ubuntu_64",
                     "state": "running", "settings": {}, "controllers": [], "attachments": {},
                     "memory": f"{vm} as booted",
                 }  # fmt: skip
@@ -254,7 +261,7 @@ def test_list_delete_and_the_discard_of_destroy(harness):
     harness.lab.save("two")
     lines = harness.lab.listing()
     assert [line.split()[0] for line in lines] == ["one", "two"]
-    assert all(f"{len(harness.vm_names)} VMs" in line and "memory " in line for line in lines)
+    assert all(f"{len(harness.vm_names)} VMs" in line and "memory state " in line for line in lines)
     harness.lab.delete("one")
     assert [line.split()[0] for line in harness.lab.listing()] == ["two"]
     assert all("meshlab-one" not in harness.lab.hypervisor.tags(vm) for vm in harness.vm_names)

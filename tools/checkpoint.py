@@ -64,6 +64,7 @@ class Hypervisor(Protocol):
     def load(self, vm: str, tag: str) -> None: ...
     def delete(self, vm: str, tag: str) -> None: ...
     def tags(self, vm: str) -> dict[str, int]: ...  # tag -> bytes of saved memory state (0 when unknown)
+    def folders(self, vm: str) -> list[Path]: ...  # where the VM's disks and saved states are
 
 
 def _run(command: Sequence[str], what: str) -> str:
@@ -90,6 +91,11 @@ class VirtualBox:
 
     def running(self, vm: str) -> bool:
         return self._state(vm) == "running"
+
+    def folders(self, vm: str) -> list[Path]:
+        info = _run(["VBoxManage", "showvminfo", vm, "--machinereadable"], f"{vm}: reading its folder")
+        found = re.search(r'^CfgFile="([^"]+)"', info, re.MULTILINE)
+        return [Path(found.group(1)).parent] if found else []
 
     def pause(self, vm: str) -> None:
         _run(["VBoxManage", "controlvm", vm, "pause"], f"{vm}: pausing")
@@ -181,6 +187,9 @@ class Qemu:
 
     def directory(self, vm: str) -> Path:
         return self.cache / "qemu" / vm
+
+    def folders(self, vm: str) -> list[Path]:
+        return [self.directory(vm)]
 
     def monitor_path(self, vm: str) -> Path | None:
         """Where the VM's QMP socket is: qemu_vm_create records it in the VM's folder (`qmp`)."""
@@ -311,8 +320,9 @@ def _sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-def _folder_bytes(paths: Sequence[Path]) -> int:
-    return sum(f.stat().st_size for path in paths if path.exists() for f in path.rglob("*") if f.is_file())
+def _allocated_bytes(paths: Sequence[Path]) -> int:
+    """What the files under `paths` take on disk (allocated blocks: disks are sparse)."""
+    return sum(f.stat().st_blocks * 512 for path in paths if path.exists() for f in path.rglob("*") if f.is_file())
 
 
 def _human(size: int) -> str:
@@ -336,7 +346,6 @@ class Lab:
     config_file: Path
     wait_ready: Callable[[Lab], float]
     say: Callable[[str], None] = print
-    vm_folders: Callable[[str], list[Path]] = field(default=lambda _vm: [])
 
     @property
     def vms(self) -> list[str]:
@@ -358,9 +367,11 @@ class Lab:
         names = ", ".join(c.name for c in self.checkpoints()) or "none"
         raise CheckpointError(f"stack {self.stack} has no checkpoint {name} (it has: {names})")
 
-    def missing(self, checkpoint: Checkpoint) -> list[str]:
-        """The VMs that no longer hold the checkpoint's snapshot (rebuilt or deleted since)."""
-        return [vm for vm in checkpoint.vms if checkpoint.tag not in self.hypervisor.tags(vm)]
+    def missing(self, checkpoint: Checkpoint, tags: dict[str, dict[str, int]] | None = None) -> list[str]:
+        """The VMs that no longer hold the checkpoint's snapshot (rebuilt or deleted since); `tags`, each
+        VM's snapshots when already read."""
+        tags = tags if tags is not None else {vm: self.hypervisor.tags(vm) for vm in checkpoint.vms}
+        return [vm for vm in checkpoint.vms if checkpoint.tag not in tags.get(vm, {})]
 
     # --- save --------------------------------------------------------------------------------
 
@@ -374,7 +385,8 @@ class Lab:
             raise CheckpointError(f"not running: {', '.join(stopped)}; a checkpoint saves running VMs (make up)")
         state = self.pulumi.export()
         tag = TAG_PREFIX + name
-        before = _folder_bytes([p for vm in self.vms for p in self.vm_folders(vm)])
+        folders = [folder for vm in self.vms for folder in self.hypervisor.folders(vm)]
+        before = _allocated_bytes(folders)
         started = time.monotonic()
         paused: list[str] = []
         try:
@@ -407,7 +419,7 @@ class Lab:
             vm_identities=vm_identities(state),
             config_sha256=_sha256(self.config_file),
             memory_bytes=memory,
-            disk_bytes=max(0, _folder_bytes([p for vm in self.vms for p in self.vm_folders(vm)]) - before),
+            disk_bytes=max(0, _allocated_bytes(folders) - before),
         )
         (folder / METADATA).write_text(json.dumps(asdict(checkpoint), indent=2) + "\n")
         self.say(
@@ -473,13 +485,17 @@ class Lab:
 
     def listing(self) -> list[str]:
         lines = []
-        for checkpoint in self.checkpoints():
+        checkpoints = self.checkpoints()
+        # One read of each VM's snapshots for the whole list.
+        tags = {vm: self.hypervisor.tags(vm) for vm in sorted({vm for c in checkpoints for vm in c.vms})}
+        for checkpoint in checkpoints:
             memory = sum(checkpoint.memory_bytes.values())
-            missing = self.missing(checkpoint)
+            missing = self.missing(checkpoint, tags)
             note = f"  BROKEN: {', '.join(missing)} lost its snapshot (rebuilt?)" if missing else ""
             lines.append(
                 f"{checkpoint.name}  {checkpoint.created}  {counted(len(checkpoint.vms), 'VM')}  "
-                f"memory {_human(memory)}, disk {_human(checkpoint.disk_bytes)} at creation  "
+                f"memory state {_human(memory)}; {_human(checkpoint.disk_bytes)} more on disk at creation, growing "
+                f"as the VMs write  "
                 f"(saved in {checkpoint.seconds:.0f} s){note}"
             )
         return lines
@@ -566,12 +582,7 @@ def lab_for(stack: str, config_file: Path | None = None) -> Lab:
     from components.cluster.artifacts import cache_root  # noqa: PLC0415 - the program's modules load slowly
 
     cache = cache_root(settings)
-    hypervisor: Hypervisor
-    if settings.hosts.hypervisor == "qemu":
-        qemu = Qemu(cache)
-        hypervisor, folders = qemu, (lambda vm: [qemu.directory(vm)])
-    else:
-        hypervisor, folders = VirtualBox(), (lambda _vm: [])
+    hypervisor: Hypervisor = Qemu(cache) if settings.hosts.hypervisor == "qemu" else VirtualBox()
     return Lab(
         stack=stack,
         settings=settings,
@@ -580,7 +591,6 @@ def lab_for(stack: str, config_file: Path | None = None) -> Lab:
         home=cache / "checkpoints" / stack,
         config_file=path,
         wait_ready=wait_ready_over_ssh,
-        vm_folders=folders,
     )
 
 

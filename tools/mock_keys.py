@@ -9,6 +9,7 @@ The public key is derived as RFC 8032 section 5.1.5 describes; the files are Ope
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import struct
 from dataclasses import dataclass
@@ -75,8 +76,9 @@ class KeyPair:
     private_openssh: str  # "-----BEGIN OPENSSH PRIVATE KEY-----" ...
 
 
+@functools.cache
 def key_pair(name: str) -> KeyPair:
-    """The key pair a mock gives the resource `name`: the same for the same name."""
+    """The key pair a mock gives the resource `name`: the same for the same name (so computed once)."""
     seed = hashlib.sha256(f"meshlab mock key {name}".encode()).digest()
     public = public_key(seed)
     blob = _string(KEY_TYPE.encode()) + _string(public)
