@@ -61,6 +61,10 @@ def test_existing_hosts_get_a_preflight_and_an_identity_read_and_nothing_else(re
         "meshlab:hosts:ExistingHost": sorted(node.name for node in nodes),
         REMOTE: sorted(f"{node.name}-identity" for node in nodes),
     }
+    # What a preview and the pull-request diff show of each machine, and of the backend.
+    hosts = {r.name: r.inputs for r in tree if r.type == "meshlab:hosts:ExistingHost"}
+    assert hosts == {node.name: {"host": node.name, "ip": str(node.ip), "role": node.role} for node in nodes}
+    assert [r.inputs for r in tree if r.type == "meshlab:hosts:ExistingHosts"] == [{"hypervisor": "existing"}]
     identities = [r for r in tree if r.type == REMOTE]
     assert len(identities) == 6
     assert all(r.inputs["create"] == "cat /etc/machine-id" and "delete" not in r.inputs for r in identities)
