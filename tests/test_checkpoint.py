@@ -300,6 +300,15 @@ def test_existing_hosts_and_existing_clusters_cannot_be_checkpointed(capsys):
     assert main(["prod", "discard", "--dry-run"]) == 0 and capsys.readouterr() == ("", "")
 
 
+def test_an_unknown_or_unreadable_stack_is_named(capsys, tmp_path, monkeypatch):
+    assert main(["nosuch", "list"]) == 1
+    assert "no stack config file" in capsys.readouterr().err
+    monkeypatch.setattr(checkpoint, "stack_config_file", lambda stack, _file=None: tmp_path / "Pulumi.bad.yaml")
+    (tmp_path / "Pulumi.bad.yaml").write_text("config:\n  meshlab:servers: [master1=not-an-ip]\n")
+    assert main(["bad", "list"]) == 2
+    assert "checkpoint: cannot read stack bad: " in capsys.readouterr().err
+
+
 def test_a_vm_without_a_monitor_says_how_to_get_one(tmp_path):
     with pytest.raises(CheckpointError, match=r"has no QMP monitor .*pulumi up --replace"):
         Qemu(tmp_path).pause("meshlab-lab-master1")

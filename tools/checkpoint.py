@@ -34,6 +34,7 @@ from typing import Any, Protocol
 
 from config.loader import read_stack_file, settings_from_config
 from config.settings import NAMESPACE, Settings
+from config.validation import SettingsError
 from tools.cli import ROOT, UnknownStackError, counted, run, stack_config_file
 
 # A checkpoint's name is a snapshot's name in VirtualBox and QEMU, and a folder's name.
@@ -625,6 +626,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (CheckpointError, UnknownStackError) as error:
         print(f"checkpoint: {error}", file=sys.stderr)
         return 1
+    except (OSError, SettingsError) as error:
+        print(f"checkpoint: cannot read stack {args.stack}: {error}", file=sys.stderr)
+        return 2
     return 0
 
 
