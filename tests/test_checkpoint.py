@@ -9,6 +9,7 @@ import json
 import os
 import shutil
 import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -43,9 +44,14 @@ class Harness:
         self.calls: list[tuple[str, str]] = []
         self.bin = tmp_path / "bin"
         self.bin.mkdir()
-        (self.bin / "qemu-img").symlink_to(FAKES / "qemu" / "qemu-img")
-        (self.bin / "VBoxManage").symlink_to(FAKES / "VBoxManage")
-        (self.bin / "pulumi").symlink_to(FAKES / "pulumi" / "fake_pulumi")
+        for name, fake in (
+            ("qemu-img", FAKES / "qemu" / "qemu-img"),
+            ("VBoxManage", FAKES / "VBoxManage"),
+            ("pulumi", FAKES / "pulumi" / "fake_pulumi"),
+        ):
+            # This interpreter, not `env python3`: a version manager's shim costs 100 ms a call.
+            (self.bin / name).write_text(f'#!/bin/sh\nexec "{sys.executable}" "{fake}" "$@"\n')
+            (self.bin / name).chmod(0o755)
         self.pulumi_home = tmp_path / "pulumi"
         self.pulumi_home.mkdir()
         for name, value in {
@@ -339,7 +345,7 @@ def test_the_readiness_wait_runs_the_cluster_layers_step_on_the_first_server_pin
     record = tmp_path / "ssh.json"
     fake_ssh = qemu.bin / "ssh"
     fake_ssh.write_text(
-        "#!/usr/bin/env python3\nimport json, pathlib, sys\n"
+        f"#!{sys.executable}\nimport json, pathlib, sys\n"
         "args = sys.argv[1:]\nfiles = [a.split('=', 1)[1] for a in args if a.startswith('UserKnownHostsFile=')]\n"
         "key = args[args.index('-i') + 1]\n"
         f"pathlib.Path({str(record)!r}).write_text(json.dumps({{'args': args,"
