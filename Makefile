@@ -13,7 +13,7 @@ POLICY_CONFIG := $(wildcard policy-pack/config/$(STACK).json)
 POLICY := --policy-pack policy-pack $(if $(POLICY_CONFIG),--policy-pack-config $(POLICY_CONFIG))
 
 .PHONY: venv test test-offline lint plan up preview destroy bench project-file cloud-init-validator reference clean engine \
-	test-engine test-plugins kube test-kube vm test-vm test-apply mutation images helm checkpoint restore checkpoints
+	test-engine test-plugins kube test-kube vm test-vm test-apply mutation images helm checkpoint restore checkpoints offline-tools
 
 # One ./venv, two stamps. What deploying needs (`make up`, preview, destroy, plan): the program's requirements.txt
 # and the policy pack's, whose CrossGuard SDK runs in this venv too (policy-pack/PulumiPolicy.yaml). The test and
@@ -37,6 +37,15 @@ $(DEV_VENV): $(RUNTIME_VENV) requirements-dev.txt
 cloud-init-validator:
 	tools/fetch_cloud_init.sh .cache/cloud-init
 
+# Host tools the offline tests run for real: ssh-keygen (the host-key fingerprints meshlab's messages show).
+# Installed when missing and root (Debian/Ubuntu), as the VM tier's bootstrap does; otherwise named.
+offline-tools:
+	@command -v ssh-keygen >/dev/null || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && \
+		echo "offline tests: installing openssh-client (apt)" >&2 && \
+		DEBIAN_FRONTEND=noninteractive apt-get -q update >/dev/null && \
+		DEBIAN_FRONTEND=noninteractive apt-get -q install -y --no-install-recommends openssh-client >/dev/null; } || \
+		{ echo "the offline tests need ssh-keygen: install openssh-client" >&2; exit 1; }
+
 # The upstream files the tests check against, for a clone without ../shared/reference beside it:
 # downloaded into .cache/reference and verified against tools/reference.manifest (SHA-256); and the
 # whole Helm charts the real-apply tier serves, into .cache/chart-sources (tools/chart-sources.manifest).
@@ -57,7 +66,7 @@ lint: venv
 # loop (lint, types, shellcheck, pytest).
 test: test-offline test-engine test-kube test-apply test-vm
 
-test-offline: venv cloud-init-validator lint
+test-offline: venv cloud-init-validator offline-tools lint
 	@$(PYTHON) tools/fetch_reference.py --if-missing
 	$(BIN)/python -m pytest -n auto
 
