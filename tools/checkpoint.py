@@ -22,6 +22,7 @@ import json
 import os
 import re
 import shlex
+import shutil
 import socket
 import subprocess
 import sys
@@ -213,7 +214,7 @@ class Qemu:
         finally:
             monitor.close()
 
-    def _human(self, vm: str, command_line: str) -> None:
+    def _hmp(self, vm: str, command_line: str) -> None:
         monitor = self._monitor(vm)
         try:
             monitor.human(command_line)
@@ -233,14 +234,14 @@ class Qemu:
         self._execute(vm, "cont")
 
     def save(self, vm: str, tag: str) -> None:
-        self._human(vm, f"savevm {tag}")
+        self._hmp(vm, f"savevm {tag}")
 
     def load(self, vm: str, tag: str) -> None:
-        self._execute(vm, "stop")
-        self._human(vm, f"loadvm {tag}")
+        # The caller paused every VM already; loadvm leaves this one stopped until `cont`.
+        self._hmp(vm, f"loadvm {tag}")
 
     def delete(self, vm: str, tag: str) -> None:
-        self._human(vm, f"delvm {tag}")
+        self._hmp(vm, f"delvm {tag}")
 
     def tags(self, vm: str) -> dict[str, int]:
         disk = self.directory(vm) / "disk.qcow2"
@@ -326,13 +327,16 @@ def _allocated_bytes(paths: Sequence[Path]) -> int:
     return sum(f.stat().st_blocks * 512 for path in paths if path.exists() for f in path.rglob("*") if f.is_file())
 
 
-def _human(size: int) -> str:
-    value = float(size)
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if value < 1024 or unit == "GiB":
-            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
-        value /= 1024
-    return f"{size} B"  # pragma: no cover - the loop returns
+def _size(size: int) -> str:
+    """`512 B`, `3.4 MiB`, `1.0 GiB`."""
+    if size < 1024:
+        return f"{size} B"
+    value, unit = size / 1024, "KiB"
+    for bigger in ("MiB", "GiB"):
+        if value < 1024:
+            break
+        value, unit = value / 1024, bigger
+    return f"{value:.1f} {unit}"
 
 
 @dataclass
@@ -425,7 +429,7 @@ class Lab:
         (folder / METADATA).write_text(json.dumps(asdict(checkpoint), indent=2) + "\n")
         self.say(
             f"checkpoint {name} of stack {self.stack}: {counted(len(self.vms), 'VM')} saved in {seconds:.1f} s "
-            f"({_human(sum(memory.values()))} of memory state)"
+            f"({_size(sum(memory.values()))} of memory state)"
         )
         return checkpoint
 
@@ -495,7 +499,7 @@ class Lab:
             note = f"  BROKEN: {', '.join(missing)} lost its snapshot (rebuilt?)" if missing else ""
             lines.append(
                 f"{checkpoint.name}  {checkpoint.created}  {counted(len(checkpoint.vms), 'VM')}  "
-                f"memory state {_human(memory)}; {_human(checkpoint.disk_bytes)} more on disk at creation, growing "
+                f"memory state {_size(memory)}; {_size(checkpoint.disk_bytes)} more on disk at creation, growing "
                 f"as the VMs write  "
                 f"(saved in {checkpoint.seconds:.0f} s){note}"
             )
@@ -510,10 +514,7 @@ class Lab:
         self.say(f"checkpoint {name} deleted")
 
     def _forget(self, checkpoint: Checkpoint) -> None:
-        folder = self.folder(checkpoint.name)
-        for path in sorted(folder.rglob("*"), reverse=True):
-            path.unlink() if path.is_file() else path.rmdir()
-        folder.rmdir()
+        shutil.rmtree(self.folder(checkpoint.name))
 
     def discard(self, *, dry_run: bool) -> list[str]:
         """What `make destroy` drops: every checkpoint of the stack (the VMs take their snapshots with them)."""
@@ -535,8 +536,8 @@ def wait_ready_over_ssh(lab: Lab) -> float:
     as the program registers it, with the stack's own login and pinned host key; its duration."""
     from tools.render import render  # noqa: PLC0415 - renders the program: only when restoring
 
-    step = [r for r in render(read_stack_file(lab.config_file), lab.stack).of_type("command:remote:Command")]
-    [ready] = [r for r in step if r.name == "cluster-ready"]
+    remote = render(read_stack_file(lab.config_file), lab.stack).of_type("command:remote:Command")
+    [ready] = [r for r in remote if r.name == "cluster-ready"]
     outputs = lab.pulumi.outputs()
     first = lab.settings.topology.servers[0]
     known = dict(line.split(" ", 1) for line in str(outputs.get("sshKnownHosts", "")).splitlines() if " " in line)
@@ -553,11 +554,13 @@ def wait_ready_over_ssh(lab: Lab) -> float:
             "-o", "ConnectTimeout=10", "-i", str(key), f"{outputs.get('sshUser', 'meshlab')}@{first.ip}",
             str(ready.inputs["create"]),
         ]  # fmt: skip
-        for attempt in range(30):  # sshd answers a little after the VM resumes
-            result = subprocess.run(command, capture_output=True, text=True, check=False)
+        # sshd answers a little after the VM resumes: ssh's own failure (255) is tried again.
+        result = subprocess.run(command, capture_output=True, text=True, check=False)
+        for _ in range(29):
             if result.returncode != 255:
                 break
-            time.sleep(2 if attempt < 29 else 0)
+            time.sleep(2)
+            result = subprocess.run(command, capture_output=True, text=True, check=False)
         if result.returncode != 0:
             raise CheckpointError(f"the cluster did not become Ready after the restore: {result.stderr.strip()}")
     return time.monotonic() - started

@@ -30,7 +30,6 @@ def host_key_step(
     address: str,
     ssh: SshAccess | None,
     parent: pulumi.Resource,
-    depends_on: list[pulumi.Resource] | None = None,
 ) -> local.Command:
     """The step that learns a host's SSH key on first contact and, on every later run, refuses a host
     that presents another (its last output is the pinned key). `ssh` logs in to a node; None for the
@@ -50,7 +49,6 @@ def host_key_step(
         environment=environment,
         stdin=ssh.private_key if ssh else None,
         parent=parent,
-        depends_on=depends_on or [],
     )
 
 

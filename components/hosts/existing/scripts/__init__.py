@@ -13,7 +13,5 @@ STEPS = (
 )
 SCRIPTS = StepScripts("existing hosts", __name__, STEPS, common_package=HOSTS_SCRIPTS.package)
 
-
-def render_script(step: str) -> str:
-    """The full bash script of a step: shared helpers, then the step body."""
-    return SCRIPTS.render(step)
+# The full bash script of a step: the shared helpers, then the step body.
+render_script = SCRIPTS.render
