@@ -270,6 +270,14 @@ def test_the_check_changes_nothing_on_the_host(tmp_path, host):
 # --- on the workstation: every node at once over SSH ------------------------------------------------
 
 
+def run_step(step: str, env: dict[str, str], stdin: str, *, timeout: float) -> subprocess.CompletedProcess[str]:
+    """A workstation step of the existing-hosts backend, as local.Command runs it."""
+    return subprocess.run(
+        [BASH, "-c", render_script(step)], env=env, input=stdin, capture_output=True, text=True, timeout=timeout,
+        check=False,
+    )  # fmt: skip
+
+
 class Workstation:
     def __init__(self, tmp_path: Path) -> None:
         self.hosts = tmp_path / "hosts"
@@ -309,15 +317,7 @@ class Workstation:
             "MESHLAB_NODE_CHECK": render_script("existing_check"),
             **overrides,
         }
-        return subprocess.run(
-            [BASH, "-c", render_script("existing_preflight")],
-            env=env,
-            input=stdin,
-            capture_output=True,
-            text=True,
-            timeout=120,
-            check=False,
-        )
+        return run_step("existing_preflight", env, stdin, timeout=120)
 
     def host_key(
         self, name: str, address: str, *, key_of: str = "node", previous: str = "", stdin: str = KEY, **overrides: str
@@ -335,15 +335,7 @@ class Workstation:
             **({"PULUMI_COMMAND_STDOUT": previous} if previous else {}),
             **overrides,
         }
-        return subprocess.run(
-            [BASH, "-c", render_script("existing_host_key")],
-            env=env,
-            input=stdin,
-            capture_output=True,
-            text=True,
-            timeout=60,
-            check=False,
-        )
+        return run_step("existing_host_key", env, stdin, timeout=60)
 
     def ssh_calls(self) -> list[list[str]]:
         return [json.loads(line) for line in self.ssh_log.read_text().splitlines()]
